@@ -1,0 +1,4 @@
+"""Target side: board profiles, board detection, runners per board family, flashing.
+
+Installed as ``edgekit.devices``.
+"""

@@ -1,0 +1,84 @@
+"""The one interface every runtime backend implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from ..bundle import Format, Precision
+
+
+@dataclass(frozen=True, slots=True)
+class TensorInfo:
+    """Name, shape (None or a name for dynamic dims) and numpy dtype of one model tensor."""
+
+    name: str
+    shape: tuple[int | str | None, ...]
+    dtype: np.dtype
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Capabilities:
+    """What a backend can run: checked before loading, so a bad pairing fails early."""
+
+    formats: frozenset[Format]
+    precisions: frozenset[Precision] = frozenset(Precision)
+    dynamic_shapes: bool = True
+    devices: tuple[str, ...] = ("cpu",)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackendOptions:
+    """Settings common to all backends.
+
+    Attributes:
+        threads: Intra-op threads; None lets the runtime decide.
+        device: The device asked for ("cpu", "cuda", "npu", "gpu", "auto"...). What really runs
+            is reported by ``Backend.executed_on``, never assumed from this.
+        extra: Backend-specific settings (documented by each backend).
+    """
+
+    threads: int | None = None
+    device: str = "cpu"
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class Backend(ABC):
+    """A loaded model on one runtime.
+
+    Subclasses load in ``__init__`` and raise ``ModelError`` for files they cannot read.
+    """
+
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+
+    def __init__(self, path: Path, *, options: BackendOptions) -> None:
+        self.path = Path(path)
+        self.options = options
+
+    @property
+    @abstractmethod
+    def inputs(self) -> list[TensorInfo]:
+        """The model's inputs, in order."""
+
+    @property
+    @abstractmethod
+    def outputs(self) -> list[TensorInfo]:
+        """The model's outputs, in order."""
+
+    @property
+    @abstractmethod
+    def executed_on(self) -> str:
+        """The device/provider that REALLY executes, read back from the runtime."""
+
+    @abstractmethod
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """Runs one inference; inputs and outputs in model order."""
+
+    def versions(self) -> dict[str, str]:
+        """Runtime library versions, for provenance and benchmark fingerprints."""
+        return {}

@@ -1,0 +1,56 @@
+"""The `edgekit` command line.
+
+Each command lives in its own module and imports heavy libraries inside its function, so
+`edgekit --help` stays fast on a Raspberry Pi.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import EdgekitError
+from ._ui import console
+from .data_cmd import sample_data
+from .eval_cmd import eval_command
+from .export_cmd import export_command
+from .info_cmd import info
+from .predict_cmd import predict
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgekit")
+def cli() -> None:
+    """edgekit: export, check and run detectors on edge hardware.
+
+    MODEL may be the word `sample` (the embedded default detector), a bundle directory, or a
+    model file.
+    """
+
+
+for command in (export_command, eval_command, predict, sample_data, info):
+    cli.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: runs the CLI, turning edgekit errors into one clear message and exit 2."""
+    try:
+        cli.main(args=argv, prog_name="edgekit", standalone_mode=False)
+    except EdgekitError as exc:
+        console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        if exc.hint:
+            console.print(f"[yellow]hint:[/] {exc.hint}", highlight=False)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        console.print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+__all__ = ["cli", "main"]

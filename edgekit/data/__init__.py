@@ -1,0 +1,1 @@
+"""Datasets: the synthetic road-scene generator and COCO/YOLO readers."""

@@ -1,0 +1,91 @@
+"""Image -> model input, driven only by the manifest's InputSpec.
+
+One implementation serves every backend and the training code, so a model never sees
+pixels prepared differently from how it was trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .bundle import ColorOrder, InputSpec, Layout
+from .errors import DatasetError
+
+
+@dataclass(frozen=True, slots=True)
+class Letterbox:
+    """How an original image maps into the input tensor: ``input = original * scale + pad``."""
+
+    scale_x: float
+    scale_y: float
+    pad_x: float
+    pad_y: float
+
+    def to_original(self, xyxy: np.ndarray, width: int, height: int) -> np.ndarray:
+        """Maps boxes in input pixels back to the original image, clipped to it."""
+        out = np.empty_like(xyxy)
+        out[:, 0::2] = (xyxy[:, 0::2] - self.pad_x) / self.scale_x
+        out[:, 1::2] = (xyxy[:, 1::2] - self.pad_y) / self.scale_y
+        np.clip(out[:, 0::2], 0, width, out=out[:, 0::2])
+        np.clip(out[:, 1::2], 0, height, out=out[:, 1::2])
+        return out
+
+
+def resize_image(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Letterbox]:
+    """Resizes (letterboxed when the spec says so) a BGR uint8 image to the input size."""
+    check_image(image)
+    h, w = image.shape[:2]
+    th, tw = spec.height, spec.width
+    if not spec.letterbox:
+        resized = cv2.resize(image, (tw, th), interpolation=cv2.INTER_LINEAR)
+        return resized, Letterbox(tw / w, th / h, 0.0, 0.0)
+    scale = min(th / h, tw / w)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    # Same split of the padding as Ultralytics (half each side, the odd pixel at the end), so
+    # users' own YOLOv8/11 exports see what they were trained on.
+    left, top = round((tw - nw) / 2 - 0.1), round((th - nh) / 2 - 0.1)
+    resized = image if (nw, nh) == (w, h) else cv2.resize(
+        image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    pad = spec.pad_value
+    canvas = cv2.copyMakeBorder(resized, top, th - nh - top, left, tw - nw - left,
+                                cv2.BORDER_CONSTANT, value=(pad, pad, pad))
+    return canvas, Letterbox(nw / w, nh / h, float(left), float(top))
+
+
+def to_tensor(resized: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """Turns a resized BGR uint8 image into the model's input tensor (batch of one)."""
+    image = resized[..., ::-1] if spec.color is ColorOrder.RGB else resized
+    mean = np.asarray(spec.mean, np.float32)
+    inv_std = 1.0 / np.asarray(spec.std, np.float32)
+    if spec.dtype == "uint8":
+        tensor = np.ascontiguousarray(image)
+    elif not mean.any() and np.all(inv_std == inv_std[0]):
+        tensor = image.astype(np.float32) * inv_std[0]  # the common case: one multiply
+    else:
+        tensor = (image.astype(np.float32) - mean) * inv_std
+    if spec.layout is Layout.NCHW:
+        tensor = tensor.transpose(2, 0, 1)
+    return np.ascontiguousarray(tensor[None], dtype=spec.dtype)
+
+
+def preprocess(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Letterbox]:
+    """Returns the input tensor for one BGR image and the letterbox to map boxes back."""
+    resized, box = resize_image(image, spec)
+    return to_tensor(resized, spec), box
+
+
+def check_image(image: np.ndarray) -> None:
+    """Refuses anything that is not an HxWx3 uint8 image, saying what it got."""
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+        shape = getattr(image, "shape", type(image).__name__)
+        raise DatasetError(
+            f"Expected an HxWx3 BGR image, got {shape}.",
+            hint="Convert grey or RGBA images to 3-channel BGR (cv2.cvtColor) first.",
+        )
+    if image.dtype != np.uint8:
+        raise DatasetError(f"Expected a uint8 image, got {image.dtype}.")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise DatasetError("Got an empty image (0 pixels).")

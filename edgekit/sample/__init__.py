@@ -1,0 +1,1 @@
+"""The embedded default detector: weights and its exported bundle."""

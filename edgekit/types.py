@@ -1,0 +1,124 @@
+"""The data that flows through edgekit: frames in, detections out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One image from a source.
+
+    Attributes:
+        image: HxWx3 uint8, BGR (as OpenCV gives it).
+        timestamp_ns: Capture time (time.time_ns() clock) of the frame.
+        index: Position of the frame in its source, from 0.
+        source_id: Which source delivered it (its URI, or a name).
+    """
+
+    image: np.ndarray
+    timestamp_ns: int
+    index: int = 0
+    source_id: str = ""
+
+
+def _as(array: Any, dtype: Any, shape_tail: tuple[int, ...]) -> np.ndarray:
+    out = np.asarray(array, dtype=dtype)
+    return out.reshape((-1, *shape_tail)) if out.size == 0 else out
+
+
+@dataclass(slots=True)
+class Detections:
+    """Detections as a struct of arrays, as supervision's ``Detections``.
+
+    Attributes:
+        xyxy: float32 [N, 4] boxes in pixels of the original image.
+        confidence: float32 [N].
+        class_id: int64 [N].
+        tracker_id: int64 [N] or None when nothing tracks.
+        data: extra per-detection arrays, each of length N.
+    """
+
+    xyxy: np.ndarray
+    confidence: np.ndarray
+    class_id: np.ndarray
+    tracker_id: np.ndarray | None = None
+    data: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.xyxy = _as(self.xyxy, np.float32, (4,))
+        self.confidence = _as(self.confidence, np.float32, ())
+        self.class_id = _as(self.class_id, np.int64, ())
+        n = len(self.xyxy)
+        if self.xyxy.shape != (n, 4) or len(self.confidence) != n or len(self.class_id) != n:
+            raise ValueError(
+                f"Detections arrays disagree: xyxy {self.xyxy.shape}, confidence "
+                f"{self.confidence.shape}, class_id {self.class_id.shape}"
+            )
+
+    @classmethod
+    def empty(cls) -> Detections:
+        """Returns detections with no boxes."""
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    def __getitem__(self, index: Any) -> Detections:
+        """Selects detections by a boolean mask, an index array or a slice."""
+        if isinstance(index, (int, np.integer)):
+            index = [int(index)]
+        return Detections(
+            self.xyxy[index],
+            self.confidence[index],
+            self.class_id[index],
+            None if self.tracker_id is None else self.tracker_id[index],
+            {key: value[index] for key, value in self.data.items()},
+        )
+
+    def to_records(self, labels: list[str] | None = None) -> list[dict[str, Any]]:
+        """Returns one JSON-ready dict per detection (box rounded to 0.01 pixel)."""
+        records = []
+        for i in range(len(self)):
+            cid = int(self.class_id[i])
+            record: dict[str, Any] = {
+                "xyxy": [round(float(v), 2) for v in self.xyxy[i]],
+                "confidence": round(float(self.confidence[i]), 4),
+                "class_id": cid,
+            }
+            if labels is not None and 0 <= cid < len(labels):
+                record["label"] = labels[cid]
+            if self.tracker_id is not None:
+                record["tracker_id"] = int(self.tracker_id[i])
+            records.append(record)
+        return records
+
+    def to_supervision(self) -> Any:
+        """Converts to ``supervision.Detections`` (needs the supervision package)."""
+        from .errors import require
+
+        sv = require("supervision", purpose="supervision interop")
+        return sv.Detections(
+            xyxy=self.xyxy.copy(),
+            confidence=self.confidence.copy(),
+            class_id=self.class_id.copy(),
+            tracker_id=None if self.tracker_id is None else self.tracker_id.copy(),
+            data={k: v.copy() for k, v in self.data.items()},
+        )
+
+    @classmethod
+    def from_supervision(cls, detections: Any) -> Detections:
+        """Builds edgekit detections from ``supervision.Detections``."""
+        n = len(detections.xyxy)
+        confidence = detections.confidence if detections.confidence is not None else np.ones(n)
+        class_id = detections.class_id if detections.class_id is not None else np.zeros(n)
+        return cls(
+            detections.xyxy,
+            confidence,
+            class_id,
+            None if detections.tracker_id is None else np.asarray(detections.tracker_id, np.int64),
+            {k: np.asarray(v) for k, v in dict(detections.data).items()},
+        )
