@@ -1,0 +1,48 @@
+# The two commands of the README: `make demo` and `make test`. Both set up .venv first.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+OUT     ?= out
+STAMP   := $(VENV)/.installed
+
+.PHONY: setup demo test lint sample-bundle train-sample clean
+
+setup: $(STAMP)
+
+# torch first and pinned: an unpinned torch (or one pulled in by another package) drags in
+# several GB of CUDA wheels; 2.13.0 is the CPU wheel this machine kind provides.
+$(STAMP): pyproject.toml constraints.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -c constraints.txt -e ".[export,eval,onnxruntime,dev]"
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/edgekit export sample -o $(OUT)/sample-bundle --json $(OUT)/export.json
+	$(BIN)/edgekit info $(OUT)/sample-bundle
+	$(BIN)/edgekit sample-data $(OUT)/val --count 300 --seed 12345
+	$(BIN)/edgekit eval $(OUT)/sample-bundle --data $(OUT)/val --json $(OUT)/eval.json
+	$(BIN)/edgekit sample-data $(OUT)/scenes --count 8 --seed 777
+	$(BIN)/edgekit predict $(OUT)/sample-bundle $(OUT)/scenes/images -o $(OUT)/predictions
+	@echo
+	@echo "Outputs in $(OUT)/:"
+	@echo "  sample-bundle/        the exported bundle (edgekit.json + model.onnx + golden.npz)"
+	@echo "  eval.json             mAP@0.5 and mAP@0.5:0.95 (overall and per class)"
+	@echo "  predictions/          annotated scenes and detections.jsonl"
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check edgekit export devices tests samples benchmarks
+
+# Rebuild the shipped sample bundle from the shipped weights (after retraining).
+sample-bundle: setup
+	$(BIN)/edgekit export sample -o edgekit/sample/bundle
+
+train-sample: setup
+	$(BIN)/python samples/train_sample_detector.py
+
+clean:
+	rm -rf $(OUT) $(VENV)
