@@ -37,9 +37,11 @@ def main() -> None:
         for name in stages:
             stages[name].append(getattr(detector.times, name))
 
-    print(f"model {args.model} [{detector.artifact.key}] on {detector.backend.executed_on}, "
-          f"input {list(detector.manifest.input.shape)}, {args.threads} threads, "
-          f"{args.frames} frames, {boxes / args.frames:.1f} boxes/frame")
+    print(
+        f"model {args.model} [{detector.artifact.key}] on {detector.backend.executed_on}, "
+        f"input {list(detector.manifest.input.shape)}, {args.threads} threads, "
+        f"{args.frames} frames, {boxes / args.frames:.1f} boxes/frame"
+    )
     medians = {}
     for name, values in stages.items():
         medians[name] = statistics.median(values)

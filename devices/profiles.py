@@ -73,9 +73,11 @@ def _parse(path: Path) -> BoardProfile:
         for f, p in (entry.split("/") for entry in data.pop("prefer", []))
     )
     return BoardProfile(
-        name=path.stem, prefer=prefer,
+        name=path.stem,
+        prefer=prefer,
         accelerators=tuple(data.pop("accelerators", ())),
-        runtimes=tuple(data.pop("runtimes", ())), **data,
+        runtimes=tuple(data.pop("runtimes", ())),
+        **data,
     )
 
 

@@ -57,11 +57,21 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .backends import BackendOptions, load_backend
-    from .bundle import (Artifact, Bundle, BundleWriter, ColorOrder, Format, InputSpec, Layout,
-                         Manifest, OutputSpec, Precision, Provenance)
+    from .bundle import (
+        Artifact,
+        Bundle,
+        BundleWriter,
+        ColorOrder,
+        Format,
+        InputSpec,
+        Layout,
+        Manifest,
+        OutputSpec,
+        Precision,
+        Provenance,
+    )
     from .data.dataset import load_dataset
     from .detector import Detector, open_bundle
-    from .errors import (BundleError, DatasetError, EdgekitError, MissingDependencyError,
-                         ModelError)
+    from .errors import BundleError, DatasetError, EdgekitError, MissingDependencyError, ModelError
     from .eval import evaluate
     from .types import Detections, Frame

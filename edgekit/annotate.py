@@ -23,8 +23,9 @@ def annotate(image: np.ndarray, detections: Detections, labels: list[str]) -> np
 
     out = image.copy()
     thickness = max(1, round(min(out.shape[:2]) / 300))
-    for xyxy, conf, cid in zip(detections.xyxy, detections.confidence, detections.class_id,
-                               strict=True):
+    for xyxy, conf, cid in zip(
+        detections.xyxy, detections.confidence, detections.class_id, strict=True
+    ):
         x1, y1, x2, y2 = (int(round(v)) for v in xyxy)
         color = _color(int(cid))
         cv2.rectangle(out, (x1, y1), (x2, y2), color, thickness)
@@ -33,6 +34,7 @@ def annotate(image: np.ndarray, detections: Detections, labels: list[str]) -> np
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
         top = max(y1 - th - base, 0)
         cv2.rectangle(out, (x1, top), (x1 + tw, top + th + base), color, -1)
-        cv2.putText(out, text, (x1, top + th), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1,
-                    cv2.LINE_AA)
+        cv2.putText(
+            out, text, (x1, top + th), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA
+        )
     return out

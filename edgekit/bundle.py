@@ -176,8 +176,13 @@ class Manifest:
             inp["layout"] = Layout.parse(inp.get("layout", "nchw"))
             inp["color"] = ColorOrder.parse(inp.get("color", "rgb"))
             artifacts = [
-                Artifact(**{**a, "format": Format.parse(a["format"]),
-                            "precision": Precision.parse(a["precision"])})
+                Artifact(
+                    **{
+                        **a,
+                        "format": Format.parse(a["format"]),
+                        "precision": Precision.parse(a["precision"]),
+                    }
+                )
                 for a in data.get("artifacts", [])
             ]
             return cls(
@@ -275,16 +280,20 @@ class Bundle:
                 hint=hint,
             )
         for name, digest in artifact.details.get("companions", {}).items():
-            companion = (self.path / name)
+            companion = self.path / name
             if not companion.is_file() or sha256_file(companion) != digest:
                 raise BundleError(
                     f"{self.path}: '{name}' (part of {artifact.file}) is missing or altered.",
                     hint=hint,
                 )
 
-    def select(self, *, format: str | Format | None = None,
-               precision: str | Precision | None = None,
-               prefer: list[tuple[Format, Precision]] | None = None) -> Artifact:
+    def select(
+        self,
+        *,
+        format: str | Format | None = None,
+        precision: str | Precision | None = None,
+        prefer: list[tuple[Format, Precision]] | None = None,
+    ) -> Artifact:
         """Picks one artifact.
 
         Args:
@@ -298,8 +307,11 @@ class Bundle:
         """
         fmt = Format.parse(format) if format else None
         prec = Precision.parse(precision) if precision else None
-        matches = [a for a in self.manifest.artifacts
-                   if (fmt is None or a.format is fmt) and (prec is None or a.precision is prec)]
+        matches = [
+            a
+            for a in self.manifest.artifacts
+            if (fmt is None or a.format is fmt) and (prec is None or a.precision is prec)
+        ]
         if not matches:
             have = ", ".join(a.key for a in self.manifest.artifacts) or "none"
             raise BundleError(
@@ -343,9 +355,17 @@ class BundleWriter:
             ) from None
         return self
 
-    def add_file(self, source: str | Path, *, format: Format, precision: Precision,
-                 name: str | None = None, companions: list[str | Path] = (),
-                 accuracy: dict[str, Any] | None = None, **details: Any) -> Artifact:
+    def add_file(
+        self,
+        source: str | Path,
+        *,
+        format: Format,
+        precision: Precision,
+        name: str | None = None,
+        companions: list[str | Path] = (),
+        accuracy: dict[str, Any] | None = None,
+        **details: Any,
+    ) -> Artifact:
         """Moves a file (and companions, e.g. OpenVINO's .bin) into the bundle and records it."""
         assert self.staging is not None, "use BundleWriter as a context manager"
         source = Path(source)
@@ -360,8 +380,12 @@ class BundleWriter:
                 shutil.copyfile(companion, self.staging / rel)
                 extra["companions"][str(rel)] = sha256_file(self.staging / rel)
         artifact = Artifact(
-            format=format, precision=precision, file=str(target.relative_to(self.staging)),
-            sha256=sha256_file(target), size=target.stat().st_size, accuracy=accuracy,
+            format=format,
+            precision=precision,
+            file=str(target.relative_to(self.staging)),
+            sha256=sha256_file(target),
+            size=target.stat().st_size,
+            accuracy=accuracy,
             details=extra,
         )
         self.manifest = replace(

@@ -35,22 +35,35 @@ class Detector:
         detections = detector(cv2.imread("street.jpg"))
     """
 
-    def __init__(self, bundle: Bundle, artifact: Artifact, *,
-                 options: BackendOptions | None = None, backend: str | None = None) -> None:
+    def __init__(
+        self,
+        bundle: Bundle,
+        artifact: Artifact,
+        *,
+        options: BackendOptions | None = None,
+        backend: str | None = None,
+    ) -> None:
         self.bundle = bundle
         self.artifact = artifact
         self.manifest: Manifest = bundle.manifest
-        self.backend = load_backend(bundle.file(artifact), artifact.format, name=backend,
-                                    options=options)
+        self.backend = load_backend(
+            bundle.file(artifact), artifact.format, name=backend, options=options
+        )
         self.times = StageTimes()
         out = self.backend.outputs[0]
         if out.shape and all(isinstance(d, int) for d in out.shape):
             check_yolo_output(out.shape, len(self.labels))
 
     @classmethod
-    def open(cls, model: str | Path, *, format: str | None = None,
-             precision: str | None = None, options: BackendOptions | None = None,
-             backend: str | None = None) -> Detector:
+    def open(
+        cls,
+        model: str | Path,
+        *,
+        format: str | None = None,
+        precision: str | None = None,
+        options: BackendOptions | None = None,
+        backend: str | None = None,
+    ) -> Detector:
         """Opens ``sample``, a bundle directory, or a plain YOLOv8/11-style ``.onnx`` file."""
         bundle = open_bundle(model)
         artifact = bundle.select(format=format, precision=precision)
@@ -60,16 +73,18 @@ class Detector:
     def labels(self) -> list[str]:
         return self.manifest.labels
 
-    def __call__(self, image: np.ndarray, *, conf: float | None = None,
-                 iou: float | None = None) -> Detections:
+    def __call__(
+        self, image: np.ndarray, *, conf: float | None = None, iou: float | None = None
+    ) -> Detections:
         """Detects objects in one BGR image; boxes are in the image's pixels."""
         t0 = time.perf_counter()
         tensor, box = preprocess(image, self.manifest.input)
         t1 = time.perf_counter()
         output = self.backend.run([tensor])[0]
         t2 = time.perf_counter()
-        detections = postprocess(output, self.manifest.output, box, image.shape[1],
-                                 image.shape[0], conf=conf, iou=iou)
+        detections = postprocess(
+            output, self.manifest.output, box, image.shape[1], image.shape[0], conf=conf, iou=iou
+        )
         t3 = time.perf_counter()
         self.times = StageTimes((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
         return detections
@@ -117,14 +132,23 @@ def _bundle_from_onnx(path: Path) -> Bundle:
             hint="Export the model with a fixed image size (e.g. imgsz=640).",
         )
     labels = _onnx_labels(backend) or [
-        f"class{i}" for i in range(_num_classes(backend.outputs[0].shape))]
+        f"class{i}" for i in range(_num_classes(backend.outputs[0].shape))
+    ]
     shape = (1, 3, int(inp.shape[2]), int(inp.shape[3]))
     manifest = Manifest(
-        name=path.stem, labels=labels,
+        name=path.stem,
+        labels=labels,
         input=replace(InputSpec(), name=inp.name, shape=shape),
         output=replace(OutputSpec(), name=backend.outputs[0].name),
-        artifacts=[Artifact(format=Format.ONNX, precision=Precision.FP32, file=path.name,
-                            sha256=sha256_file(path), size=path.stat().st_size)],
+        artifacts=[
+            Artifact(
+                format=Format.ONNX,
+                precision=Precision.FP32,
+                file=path.name,
+                sha256=sha256_file(path),
+                size=path.stat().st_size,
+            )
+        ],
     )
     return Bundle(path.parent, manifest)
 

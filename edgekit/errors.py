@@ -50,8 +50,9 @@ class UnknownNameError(EdgekitError):
     """A name looked up in a registry (backend, format, board) does not exist."""
 
 
-def require(module: str, *, package: str | None = None, extra: str | None = None,
-            purpose: str = ""):
+def require(
+    module: str, *, package: str | None = None, extra: str | None = None, purpose: str = ""
+):
     """Imports an optional module, or raises MissingDependencyError naming the extra to install."""
     import importlib
 

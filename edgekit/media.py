@@ -54,7 +54,7 @@ def media_kind(path: Path) -> str:
     raise DatasetError(
         f"{path}: unknown media type '{suffix}'.",
         hint=f"Images: {', '.join(sorted(IMAGE_SUFFIXES))}; videos: "
-             f"{', '.join(sorted(VIDEO_SUFFIXES))}; or a folder of images.",
+        f"{', '.join(sorted(VIDEO_SUFFIXES))}; or a folder of images.",
     )
 
 

@@ -29,8 +29,9 @@ def check_yolo_output(shape: tuple, num_classes: int) -> None:
         )
 
 
-def decode(output: np.ndarray, spec: OutputSpec, *, conf: float | None = None,
-           iou: float | None = None) -> Detections:
+def decode(
+    output: np.ndarray, spec: OutputSpec, *, conf: float | None = None, iou: float | None = None
+) -> Detections:
     """Decodes one image's raw output into detections in input-tensor pixels."""
     pred = output[0]
     if pred.dtype != np.float32:
@@ -52,8 +53,7 @@ def decode(output: np.ndarray, spec: OutputSpec, *, conf: float | None = None,
     return Detections(xyxy[chosen], confidence[chosen], class_id[chosen])
 
 
-def nms(xyxy: np.ndarray, confidence: np.ndarray, class_id: np.ndarray,
-        iou: float) -> np.ndarray:
+def nms(xyxy: np.ndarray, confidence: np.ndarray, class_id: np.ndarray, iou: float) -> np.ndarray:
     """Class-aware NMS; returns kept indices, best first.
 
     OpenCV's C++ NMSBoxes on class-offset boxes: measured faster than a numpy loop at the box
@@ -71,8 +71,16 @@ def nms(xyxy: np.ndarray, confidence: np.ndarray, class_id: np.ndarray,
     return kept[np.argsort(-confidence[kept], kind="stable")]
 
 
-def postprocess(output: np.ndarray, spec: OutputSpec, box: Letterbox, width: int, height: int,
-                *, conf: float | None = None, iou: float | None = None) -> Detections:
+def postprocess(
+    output: np.ndarray,
+    spec: OutputSpec,
+    box: Letterbox,
+    width: int,
+    height: int,
+    *,
+    conf: float | None = None,
+    iou: float | None = None,
+) -> Detections:
     """Decodes, runs NMS and maps boxes back to the original image of ``width`` x ``height``."""
     detections = decode(output, spec, conf=conf, iou=iou)
     if len(detections):

@@ -47,11 +47,19 @@ def resize_image(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Letter
     # Same split of the padding as Ultralytics (half each side, the odd pixel at the end), so
     # users' own YOLOv8/11 exports see what they were trained on.
     left, top = round((tw - nw) / 2 - 0.1), round((th - nh) / 2 - 0.1)
-    resized = image if (nw, nh) == (w, h) else cv2.resize(
-        image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    resized = (
+        image if (nw, nh) == (w, h) else cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    )
     pad = spec.pad_value
-    canvas = cv2.copyMakeBorder(resized, top, th - nh - top, left, tw - nw - left,
-                                cv2.BORDER_CONSTANT, value=(pad, pad, pad))
+    canvas = cv2.copyMakeBorder(
+        resized,
+        top,
+        th - nh - top,
+        left,
+        tw - nw - left,
+        cv2.BORDER_CONSTANT,
+        value=(pad, pad, pad),
+    )
     return canvas, Letterbox(nw / w, nh / h, float(left), float(top))
 
 

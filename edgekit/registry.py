@@ -47,7 +47,8 @@ class Registry(Generic[T]):
             return self._entries[name]
         except KeyError:
             raise UnknownNameError(
-                f"Unknown {self.kind} '{name}'.", hint=f"Valid {self.kind}s: {', '.join(self.names())}."
+                f"Unknown {self.kind} '{name}'.",
+                hint=f"Valid {self.kind}s: {', '.join(self.names())}.",
             ) from None
 
     def load(self, name: str) -> T:

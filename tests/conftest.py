@@ -8,8 +8,13 @@ import numpy as np
 import pytest
 
 
-def make_yolo_onnx(path: Path, *, imgsz: int = 32, num_classes: int = 3,
-                   boxes: list[tuple[float, float, float, float, int, float]] = ()) -> Path:
+def make_yolo_onnx(
+    path: Path,
+    *,
+    imgsz: int = 32,
+    num_classes: int = 3,
+    boxes: list[tuple[float, float, float, float, int, float]] = (),
+) -> Path:
     """Writes a tiny ONNX 'detector' with a YOLOv8-style output [1, 4+nc, N].
 
     Its output is a constant head (the given cx, cy, w, h, class, score rows) plus 0 times the
@@ -29,11 +34,14 @@ def make_yolo_onnx(path: Path, *, imgsz: int = 32, num_classes: int = 3,
         helper.make_node("Add", ["head", "z"], ["output0"]),
     ]
     graph = helper.make_graph(
-        nodes, "tiny",
+        nodes,
+        "tiny",
         [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, imgsz, imgsz])],
         [helper.make_tensor_value_info("output0", TensorProto.FLOAT, list(head.shape))],
-        [numpy_helper.from_array(head, "head"),
-         numpy_helper.from_array(np.zeros((), np.float32), "zero")],
+        [
+            numpy_helper.from_array(head, "head"),
+            numpy_helper.from_array(np.zeros((), np.float32), "zero"),
+        ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 9
@@ -44,5 +52,6 @@ def make_yolo_onnx(path: Path, *, imgsz: int = 32, num_classes: int = 3,
 
 @pytest.fixture
 def tiny_onnx(tmp_path: Path) -> Path:
-    return make_yolo_onnx(tmp_path / "tiny.onnx", boxes=[(10, 12, 8, 6, 1, 0.9),
-                                                          (20, 20, 6, 6, 2, 0.8)])
+    return make_yolo_onnx(
+        tmp_path / "tiny.onnx", boxes=[(10, 12, 8, 6, 1, 0.9), (20, 20, 6, 6, 2, 0.8)]
+    )

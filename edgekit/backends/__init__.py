@@ -42,11 +42,23 @@ def backend_for(format: Format, name: str | None = None) -> type[Backend]:
     return cls
 
 
-def load_backend(path: str | Path, format: Format, *, name: str | None = None,
-                 options: BackendOptions | None = None) -> Backend:
+def load_backend(
+    path: str | Path,
+    format: Format,
+    *,
+    name: str | None = None,
+    options: BackendOptions | None = None,
+) -> Backend:
     """Loads a model file on the backend chosen for its format."""
     return backend_for(format, name)(Path(path), options=options or BackendOptions())
 
 
-__all__ = ["BACKENDS", "Backend", "BackendOptions", "Capabilities", "TensorInfo",
-           "backend_for", "load_backend"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "BackendOptions",
+    "Capabilities",
+    "TensorInfo",
+    "backend_for",
+    "load_backend",
+]

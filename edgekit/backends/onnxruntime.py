@@ -24,9 +24,15 @@ PROVIDER_CHAINS: dict[str, tuple[str, ...]] = {
 }
 
 _DTYPES = {
-    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-    "tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(int16)": np.int16,
-    "tensor(int32)": np.int32, "tensor(int64)": np.int64, "tensor(bool)": np.bool_,
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(uint8)": np.uint8,
+    "tensor(int8)": np.int8,
+    "tensor(int16)": np.int16,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
+    "tensor(bool)": np.bool_,
 }
 
 
@@ -38,8 +44,7 @@ class OnnxRuntimeBackend(Backend):
     """
 
     name = "onnxruntime"
-    capabilities = Capabilities(formats=frozenset({Format.ONNX}),
-                                devices=tuple(PROVIDER_CHAINS))
+    capabilities = Capabilities(formats=frozenset({Format.ONNX}), devices=tuple(PROVIDER_CHAINS))
 
     def __init__(self, path: Path, *, options: BackendOptions) -> None:
         super().__init__(path, options=options)
@@ -54,7 +59,9 @@ class OnnxRuntimeBackend(Backend):
             raise ModelError(f"{self.path}: no such model file.")
         try:
             self.session = ort.InferenceSession(
-                str(self.path), sess_options=so, providers=list(self.requested),
+                str(self.path),
+                sess_options=so,
+                providers=list(self.requested),
                 provider_options=options.extra.get("provider_options"),
             )
         except Exception as exc:  # onnxruntime raises several untyped errors for bad files

@@ -11,8 +11,9 @@ from ._ui import console, progress_bar
 
 @click.command("sample-data")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--count", default=200, show_default=True, type=click.IntRange(1),
-              help="Number of images.")
+@click.option(
+    "--count", default=200, show_default=True, type=click.IntRange(1), help="Number of images."
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Deterministic by seed.")
 @click.option("--width", default=512, show_default=True, type=click.IntRange(32))
 @click.option("--height", default=384, show_default=True, type=click.IntRange(32))
@@ -22,7 +23,15 @@ def sample_data(directory: Path, count: int, seed: int, width: int, height: int)
 
     with progress_bar() as bar:
         task = bar.add_task("rendering scenes", total=count)
-        annotations = write_dataset(directory, count=count, seed=seed, width=width,
-                                    height=height, progress=lambda n: bar.update(task, advance=n))
-    console.print(f"Dataset written: images in [bold]{directory / 'images'}[/], "
-                  f"labels in [bold]{annotations}[/]")
+        annotations = write_dataset(
+            directory,
+            count=count,
+            seed=seed,
+            width=width,
+            height=height,
+            progress=lambda n: bar.update(task, advance=n),
+        )
+    console.print(
+        f"Dataset written: images in [bold]{directory / 'images'}[/], "
+        f"labels in [bold]{annotations}[/]"
+    )

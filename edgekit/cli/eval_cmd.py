@@ -10,17 +10,34 @@ from ._ui import console, progress_bar, table, write_json
 
 @click.command("eval")
 @click.argument("model")
-@click.option("--data", "data", required=True,
-              help="COCO JSON (or a folder holding annotations.json) or a YOLO folder.")
-@click.option("--conf", default=0.001, show_default=True, type=float,
-              help="Score threshold (COCO mAP wants a low one).")
+@click.option(
+    "--data",
+    "data",
+    required=True,
+    help="COCO JSON (or a folder holding annotations.json) or a YOLO folder.",
+)
+@click.option(
+    "--conf",
+    default=0.001,
+    show_default=True,
+    type=float,
+    help="Score threshold (COCO mAP wants a low one).",
+)
 @click.option("--iou", default=0.6, show_default=True, type=float, help="NMS IoU threshold.")
 @opt.artifact_format
 @opt.artifact_precision
 @opt.threads
 @opt.json_file
-def eval_command(model: str, data: str, conf: float, iou: float, format_: str | None,
-                 precision: str | None, threads: int | None, json_path: str | None) -> None:
+def eval_command(
+    model: str,
+    data: str,
+    conf: float,
+    iou: float,
+    format_: str | None,
+    precision: str | None,
+    threads: int | None,
+    json_path: str | None,
+) -> None:
     """Evaluate MODEL (a bundle, a .onnx, or `sample`) on a dataset: mAP@0.5 and @0.5:0.95."""
     from ..data.dataset import check_labels, load_dataset
     from ..eval import evaluate
@@ -30,16 +47,35 @@ def eval_command(model: str, data: str, conf: float, iou: float, format_: str | 
     check_labels(dataset.labels, detector.labels)
     with progress_bar() as bar:
         task = bar.add_task(f"evaluating {detector.artifact.key}", total=len(dataset.items))
-        result = evaluate(lambda image: detector(image, conf=conf, iou=iou), dataset,
-                          progress=lambda done, total: bar.update(task, completed=done))
+        result = evaluate(
+            lambda image: detector(image, conf=conf, iou=iou),
+            dataset,
+            progress=lambda done, total: bar.update(task, completed=done),
+        )
     rows = [(name, v["instances"], v["ap50"], v["ap50_95"]) for name, v in result.per_class.items()]
-    rows.append(("[bold]all[/]", sum(v["instances"] for v in result.per_class.values()),
-                 result.map50, result.map50_95))
-    console.print(table(f"{model} [{detector.artifact.key} on {detector.backend.executed_on}] "
-                        f"on {data} ({result.images} images)",
-                        ["class", "instances", "mAP@0.5", "mAP@0.5:0.95"], rows))
-    write_json(json_path, {
-        **result.to_dict(),
-        "model": str(model), "artifact": detector.artifact.key,
-        "executed_on": detector.backend.executed_on, "data": str(data),
-    })
+    rows.append(
+        (
+            "[bold]all[/]",
+            sum(v["instances"] for v in result.per_class.values()),
+            result.map50,
+            result.map50_95,
+        )
+    )
+    console.print(
+        table(
+            f"{model} [{detector.artifact.key} on {detector.backend.executed_on}] "
+            f"on {data} ({result.images} images)",
+            ["class", "instances", "mAP@0.5", "mAP@0.5:0.95"],
+            rows,
+        )
+    )
+    write_json(
+        json_path,
+        {
+            **result.to_dict(),
+            "model": str(model),
+            "artifact": detector.artifact.key,
+            "executed_on": detector.backend.executed_on,
+            "data": str(data),
+        },
+    )

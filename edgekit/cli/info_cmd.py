@@ -9,8 +9,13 @@ from ._ui import console, table, write_json
 
 @click.command("info")
 @click.argument("bundle")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
-              help="Also write the manifest as JSON to this file.")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write the manifest as JSON to this file.",
+)
 def info(bundle: str, json_path: str | None) -> None:
     """Show BUNDLE's manifest (verifying every file's sha256)."""
     import dataclasses
@@ -20,22 +25,58 @@ def info(bundle: str, json_path: str | None) -> None:
     loaded = open_bundle(bundle)
     m = loaded.manifest
     spec = m.input
-    console.print(table(f"{m.name} ({loaded.path})", ["field", "value"], [
-        ("task", m.task), ("schema", m.schema_version),
-        ("labels", ", ".join(m.labels)),
-        ("input", f"{spec.name} {list(spec.shape)} {spec.layout} {spec.dtype} {spec.color}"),
-        ("preprocess", f"letterbox={spec.letterbox} pad={spec.pad_value} mean={list(spec.mean)} "
-                       f"std={list(spec.std)}"),
-        ("output", f"{m.output.kind} '{m.output.name}' conf={m.output.conf_threshold} "
-                   f"iou={m.output.iou_threshold}"),
-        ("source", m.provenance.source), ("source sha256", m.provenance.source_sha256[:16]),
-        ("created", m.provenance.created),
-        ("tools", ", ".join(f"{k} {v}" for k, v in m.provenance.tools.items())),
-        ("parity", ", ".join(f"{k}={v}" for k, v in m.provenance.parity.items()
-                             if not isinstance(v, dict))),
-    ]))
-    console.print(table("artifacts (sha256 verified)",
-                        ["format", "precision", "file", "size", "sha256", "mAP@0.5:0.95"],
-                        [(a.format, a.precision, a.file, f"{a.size / 1e6:.2f} MB", a.sha256[:16],
-                          (a.accuracy or {}).get("map50_95")) for a in m.artifacts]))
+    console.print(
+        table(
+            f"{m.name} ({loaded.path})",
+            ["field", "value"],
+            [
+                ("task", m.task),
+                ("schema", m.schema_version),
+                ("labels", ", ".join(m.labels)),
+                (
+                    "input",
+                    f"{spec.name} {list(spec.shape)} {spec.layout} {spec.dtype} {spec.color}",
+                ),
+                (
+                    "preprocess",
+                    f"letterbox={spec.letterbox} pad={spec.pad_value} mean={list(spec.mean)} "
+                    f"std={list(spec.std)}",
+                ),
+                (
+                    "output",
+                    f"{m.output.kind} '{m.output.name}' conf={m.output.conf_threshold} "
+                    f"iou={m.output.iou_threshold}",
+                ),
+                ("source", m.provenance.source),
+                ("source sha256", m.provenance.source_sha256[:16]),
+                ("created", m.provenance.created),
+                ("tools", ", ".join(f"{k} {v}" for k, v in m.provenance.tools.items())),
+                (
+                    "parity",
+                    ", ".join(
+                        f"{k}={v}"
+                        for k, v in m.provenance.parity.items()
+                        if not isinstance(v, dict)
+                    ),
+                ),
+            ],
+        )
+    )
+    console.print(
+        table(
+            "artifacts (sha256 verified)",
+            ["format", "precision", "file", "size", "sha256", "mAP@0.5:0.95"],
+            [
+                (
+                    a.format,
+                    a.precision,
+                    a.file,
+                    f"{a.size / 1e6:.2f} MB",
+                    a.sha256[:16],
+                    (a.accuracy or {}).get("map50_95"),
+                )
+                for a in m.artifacts
+            ],
+        )
+    )
     write_json(json_path, dataclasses.asdict(m))

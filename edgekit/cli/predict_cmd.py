@@ -14,15 +14,29 @@ from ._ui import console, progress_bar, table
 @click.command("predict")
 @click.argument("model")
 @click.argument("source", type=click.Path(path_type=Path))
-@click.option("-o", "--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder: annotated images or video, and detections.jsonl.")
+@click.option(
+    "-o",
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder: annotated images or video, and detections.jsonl.",
+)
 @click.option("--conf", default=None, type=float, help="Score threshold (default: manifest's).")
 @click.option("--iou", default=None, type=float, help="NMS IoU threshold (default: manifest's).")
 @opt.artifact_format
 @opt.artifact_precision
 @opt.threads
-def predict(model: str, source: Path, out: Path, conf: float | None, iou: float | None,
-            format_: str | None, precision: str | None, threads: int | None) -> None:
+def predict(
+    model: str,
+    source: Path,
+    out: Path,
+    conf: float | None,
+    iou: float | None,
+    format_: str | None,
+    precision: str | None,
+    threads: int | None,
+) -> None:
     """Detect objects in SOURCE (an image, a folder of images or a video file)."""
     from ..media import iter_media, media_kind, video_fps
     from .predict_sinks import ImageSink, VideoSink
@@ -30,8 +44,11 @@ def predict(model: str, source: Path, out: Path, conf: float | None, iou: float 
     detector = opt.open_detector(model, format_, precision, threads)
     kind = media_kind(source)
     out.mkdir(parents=True, exist_ok=True)
-    sink = (VideoSink(out / f"{source.stem}.mp4", video_fps(source)) if kind == "video"
-            else ImageSink(out))
+    sink = (
+        VideoSink(out / f"{source.stem}.mp4", video_fps(source))
+        if kind == "video"
+        else ImageSink(out)
+    )
     counts: dict[str, int] = {}
     frames = 0
     jsonl = out / "detections.jsonl"
@@ -41,12 +58,26 @@ def predict(model: str, source: Path, out: Path, conf: float | None, iou: float 
             detections = detector(item.image, conf=conf, iou=iou)
             sink.write(item, detections, detector.labels)
             records = detections.to_records(detector.labels)
-            lines.write(json.dumps({"source": str(source), "name": item.name,
-                                    "index": item.index, "detections": records}) + "\n")
+            lines.write(
+                json.dumps(
+                    {
+                        "source": str(source),
+                        "name": item.name,
+                        "index": item.index,
+                        "detections": records,
+                    }
+                )
+                + "\n"
+            )
             for record in records:
                 counts[record["label"]] = counts.get(record["label"], 0) + 1
             frames += 1
             bar.advance(task)
-    console.print(table(f"{frames} image(s), {sum(counts.values())} detections",
-                        ["class", "detections"], sorted(counts.items())))
+    console.print(
+        table(
+            f"{frames} image(s), {sum(counts.values())} detections",
+            ["class", "detections"],
+            sorted(counts.items()),
+        )
+    )
     console.print(f"Annotated output: [bold]{sink.location}[/]\nDetections: [bold]{jsonl}[/]")

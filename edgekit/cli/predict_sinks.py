@@ -50,8 +50,9 @@ class VideoSink:
 
         if self._writer is None:
             h, w = item.image.shape[:2]
-            self._writer = cv2.VideoWriter(str(self.location), cv2.VideoWriter_fourcc(*"mp4v"),
-                                           self.fps, (w, h))
+            self._writer = cv2.VideoWriter(
+                str(self.location), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h)
+            )
             if not self._writer.isOpened():
                 raise DatasetError(f"Cannot write the video {self.location}.")
         self._writer.write(annotate(item.image, detections, labels))

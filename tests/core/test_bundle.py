@@ -8,8 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.bundle import (MANIFEST, Bundle, BundleWriter, Format, InputSpec, Layout, Manifest,
-                            Precision)
+from edgekit.bundle import (
+    MANIFEST,
+    Bundle,
+    BundleWriter,
+    Format,
+    InputSpec,
+    Layout,
+    Manifest,
+    Precision,
+)
 from edgekit.errors import BundleError, UnknownNameError
 
 
@@ -19,8 +27,13 @@ def write_bundle(tmp_path: Path, name: str = "b") -> Path:
     out = tmp_path / name
     with BundleWriter(out, Manifest(name="demo", labels=["car", "bus"])) as writer:
         writer.add_file(model, format=Format.ONNX, precision=Precision.FP32)
-        writer.add_file(model, format=Format.ONNX, precision=Precision.INT8, name="model.int8.onnx",
-                        accuracy={"map50_95": 0.5})
+        writer.add_file(
+            model,
+            format=Format.ONNX,
+            precision=Precision.INT8,
+            name="model.int8.onnx",
+            accuracy={"map50_95": 0.5},
+        )
     return out
 
 
@@ -58,14 +71,21 @@ def test_missing_artifact_is_refused(tmp_path: Path) -> None:
         Bundle.load(out)
 
 
-@pytest.mark.parametrize("content, message", [
-    ("{not json", "not valid JSON"),
-    ("[1, 2]", "JSON object"),
-    (json.dumps({"schema_version": 99, "name": "x", "labels": []}), "schema_version 99"),
-    (json.dumps({"schema_version": 1, "labels": []}), "malformed"),
-    (json.dumps({"schema_version": 1, "name": "x", "labels": [],
-                 "input": {"layout": "diagonal"}}), "malformed"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "JSON object"),
+        (json.dumps({"schema_version": 99, "name": "x", "labels": []}), "schema_version 99"),
+        (json.dumps({"schema_version": 1, "labels": []}), "malformed"),
+        (
+            json.dumps(
+                {"schema_version": 1, "name": "x", "labels": [], "input": {"layout": "diagonal"}}
+            ),
+            "malformed",
+        ),
+    ],
+)
 def test_bad_manifest_is_refused(tmp_path: Path, content: str, message: str) -> None:
     (tmp_path / MANIFEST).write_text(content)
     with pytest.raises(BundleError, match=message):
@@ -107,8 +127,10 @@ def test_refuses_to_overwrite_a_foreign_directory(tmp_path: Path) -> None:
     foreign = tmp_path / "photos"
     foreign.mkdir()
     (foreign / "holiday.jpg").write_bytes(b"precious")
-    with pytest.raises(BundleError, match="not an edgekit bundle"), \
-            BundleWriter(foreign, Manifest(name="x", labels=["x"])):
+    with (
+        pytest.raises(BundleError, match="not an edgekit bundle"),
+        BundleWriter(foreign, Manifest(name="x", labels=["x"])),
+    ):
         pass
     assert (foreign / "holiday.jpg").read_bytes() == b"precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]

@@ -13,8 +13,12 @@ import pytest
 
 
 def edgekit(*args: str | Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgekit", *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "edgekit", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def write_video(path: Path, frames: int) -> Path:
@@ -33,8 +37,13 @@ def test_predict_on_an_image_and_a_folder(tiny_onnx: Path, tmp_path: Path) -> No
     result = edgekit("predict", tiny_onnx, images, "-o", tmp_path / "out")
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "a.jpg", "b.jpg", "detections.jsonl"]
-    lines = [json.loads(x) for x in (tmp_path / "out" / "detections.jsonl").read_text().splitlines()]
+        "a.jpg",
+        "b.jpg",
+        "detections.jsonl",
+    ]
+    lines = [
+        json.loads(x) for x in (tmp_path / "out" / "detections.jsonl").read_text().splitlines()
+    ]
     assert [x["name"] for x in lines] == ["a", "b"]
     assert [d["label"] for d in lines[0]["detections"]] == ["class1", "class2"]
 
@@ -53,16 +62,20 @@ def test_predict_on_a_video(tiny_onnx: Path, tmp_path: Path) -> None:
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
 
 
-@pytest.mark.parametrize("case, message", [
-    ("corrupt_model", "onnxruntime cannot load"),
-    ("missing_model", "no such model"),
-    ("empty_video", "cannot open the video"),
-    ("bad_image", "not a readable image"),
-    ("not_detector", "not a YOLOv8/11 detection head"),
-    ("unknown_format", "Invalid value for '--format'"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("corrupt_model", "onnxruntime cannot load"),
+        ("missing_model", "no such model"),
+        ("empty_video", "cannot open the video"),
+        ("bad_image", "not a readable image"),
+        ("not_detector", "not a YOLOv8/11 detection head"),
+        ("unknown_format", "Invalid value for '--format'"),
+    ],
+)
 def test_bad_input_gives_a_clear_error_and_no_traceback(
-        case: str, message: str, tiny_onnx: Path, tmp_path: Path) -> None:
+    case: str, message: str, tiny_onnx: Path, tmp_path: Path
+) -> None:
     model, source = tiny_onnx, tmp_path / "img.png"
     cv2.imwrite(str(source), np.zeros((8, 8, 3), np.uint8))
     extra: list[str] = []

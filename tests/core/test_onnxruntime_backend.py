@@ -31,7 +31,9 @@ def test_missing_accelerator_is_not_reported_as_used(tiny_onnx: Path) -> None:
 
 
 @pytest.mark.parametrize("content", [b"", b"\xff\xd8\xff\xe0JFIF not a model", None])
-def test_bad_files_raise_model_error(tmp_path: Path, tiny_onnx: Path, content: bytes | None) -> None:
+def test_bad_files_raise_model_error(
+    tmp_path: Path, tiny_onnx: Path, content: bytes | None
+) -> None:
     bad = tmp_path / "bad.onnx"
     if content is None:  # truncated real model
         bad.write_bytes(tiny_onnx.read_bytes()[:40])

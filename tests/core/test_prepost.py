@@ -40,15 +40,28 @@ def test_tensor_is_rgb_nchw_scaled() -> None:
     tensor, _ = preprocess(image, SPEC)
     assert tensor.shape == (1, 3, 64, 64) and tensor.dtype == np.float32
     assert tensor[0, 2].max() == 1.0 and tensor[0, 0].max() == 0.0  # blue is channel 2 in RGB
-    bgr_nhwc = replace(SPEC, shape=(1, 64, 64, 3), layout=Layout.NHWC, color=ColorOrder.BGR,
-                       mean=(255.0, 0.0, 0.0), std=(1.0, 2.0, 4.0))
+    bgr_nhwc = replace(
+        SPEC,
+        shape=(1, 64, 64, 3),
+        layout=Layout.NHWC,
+        color=ColorOrder.BGR,
+        mean=(255.0, 0.0, 0.0),
+        std=(1.0, 2.0, 4.0),
+    )
     tensor, _ = preprocess(image, bgr_nhwc)
     assert tensor.shape == (1, 64, 64, 3)
     assert tensor[0, 0, 0].tolist() == [0.0, 0.0, 0.0]
 
 
-@pytest.mark.parametrize("bad", [np.zeros((8, 8), np.uint8), np.zeros((8, 8, 4), np.uint8),
-                                 np.zeros((8, 8, 3), np.float32), np.zeros((0, 8, 3), np.uint8)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((8, 8), np.uint8),
+        np.zeros((8, 8, 4), np.uint8),
+        np.zeros((8, 8, 3), np.float32),
+        np.zeros((0, 8, 3), np.uint8),
+    ],
+)
 def test_bad_images_are_refused(bad: np.ndarray) -> None:
     with pytest.raises(DatasetError):
         preprocess(bad, SPEC)
@@ -70,8 +83,11 @@ def test_decode_converts_cxcywh_and_thresholds() -> None:
 
 
 def test_nms_is_class_aware_and_sorted() -> None:
-    rows = [(10, 10, 10, 10, 0, 0.8), (10.5, 10, 10, 10, 0, 0.9),  # same class: one survives
-            (10, 10, 10, 10, 1, 0.7)]  # other class, same place: kept
+    rows = [
+        (10, 10, 10, 10, 0, 0.8),
+        (10.5, 10, 10, 10, 0, 0.9),  # same class: one survives
+        (10, 10, 10, 10, 1, 0.7),
+    ]  # other class, same place: kept
     dets = decode(head(rows), OutputSpec())
     assert dets.confidence.tolist() == pytest.approx([0.9, 0.7])
     assert dets.class_id.tolist() == [0, 1]
@@ -81,8 +97,13 @@ def test_nms_is_class_aware_and_sorted() -> None:
 def test_postprocess_maps_to_original_and_clips() -> None:
     image_w, image_h = 128, 64  # letterboxed into 64x64: scale 0.5, pad_y 16
     _, box = resize_image(np.zeros((image_h, image_w, 3), np.uint8), SPEC)
-    dets = postprocess(head([(32, 32, 20, 10, 2, 0.95), (62, 30, 10, 10, 2, 0.9)]),
-                       OutputSpec(), box, image_w, image_h)
+    dets = postprocess(
+        head([(32, 32, 20, 10, 2, 0.95), (62, 30, 10, 10, 2, 0.9)]),
+        OutputSpec(),
+        box,
+        image_w,
+        image_h,
+    )
     np.testing.assert_allclose(dets.xyxy[0], [44, 22, 84, 42])
     assert dets.xyxy[:, 2].max() <= image_w
 
