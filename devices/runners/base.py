@@ -1,0 +1,171 @@
+"""What every runner shares: the request, the plan, artifact choice and the Runner wrapper.
+
+A family module only decides (``plan``: which artifact, which backend, which options); opening
+the model and reading back what really executes is common, so no family can report a device
+it merely asked for.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.backends import BackendOptions, load_backend
+from edgekit.bundle import Artifact, Bundle, Format, InputSpec, Layout, Manifest, Precision
+from edgekit.errors import BundleError, MissingDependencyError, UnknownNameError
+
+from ..detect import Facts
+from ..profiles import BoardProfile
+
+# Which backend runs a format, and the pip package that backend needs, best first.
+FORMAT_RUNTIMES: dict[Format, tuple[tuple[str, str], ...]] = {
+    Format.ONNX: (("onnxruntime", "onnxruntime"), ("onnxruntime", "onnxruntime-gpu")),
+    Format.OPENVINO: (("openvino", "openvino"),),
+    Format.TFLITE: (("litert", "ai-edge-litert"), ("litert", "tflite-runtime")),
+}
+SUFFIX_FORMATS = {".onnx": Format.ONNX, ".xml": Format.OPENVINO, ".tflite": Format.TFLITE}
+CACHE_ROOT = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgekit"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Request:
+    """What the caller asked for; None leaves the choice to the board profile."""
+
+    format: Format | None = None
+    precision: Precision | None = None
+    threads: int | None = None
+    fallback: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """A runner's decision, made before anything is loaded (so it is testable anywhere)."""
+
+    artifact: Artifact
+    backend: str
+    options: BackendOptions
+    requested: str
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def backend_for_format(fmt: Format, facts: Facts) -> str | None:
+    """The backend that runs ``fmt`` here, or None when none of its runtimes is installed."""
+    for backend, package in FORMAT_RUNTIMES[fmt]:
+        if facts.has_runtime(package):
+            return backend
+    return None
+
+
+def local_threads(board: BoardProfile, request: Request, facts: Facts) -> int:
+    """Requested threads, else the board's default capped at this machine's cores."""
+    return request.threads or min(board.default_threads(), facts.cores)
+
+
+def candidates(bundle: Bundle, board: BoardProfile, request: Request) -> list[Artifact]:
+    """The bundle's artifacts this board runs, best first, filtered by the request.
+
+    Raises:
+        UnknownNameError: the board cannot run the requested format or precision at all.
+        BundleError: the bundle has nothing the board runs.
+    """
+    pairs = list(board.prefer)
+    runs = ", ".join(f"{f}/{p}" for f, p in pairs)
+    if request.format and not any(f is request.format for f, _ in pairs):
+        raise UnknownNameError(
+            f"The board '{board.name}' cannot run the '{request.format}' format (it runs: {runs}).",
+            hint="Drop --format, or pick a board that runs it (`edgekit devices` lists them).")
+    pairs = [(f, p) for f, p in pairs if request.format in (None, f)
+             and request.precision in (None, p)]
+    if not pairs:
+        raise UnknownNameError(
+            f"The board '{board.name}' runs no {request.format or ''} artifact at "
+            f"{request.precision} (it runs: {runs}).", hint="Drop --precision or change it.")
+    have = {(a.format, a.precision): a for a in bundle.manifest.artifacts}
+    found = [have[pair] for pair in pairs if pair in have]
+    if not found:
+        wanted = ", ".join(f"{f}/{p}" for f, p in pairs)
+        bundle_has = ", ".join(a.key for a in bundle.manifest.artifacts) or "nothing"
+        raise BundleError(
+            f"{bundle.path} has nothing the board '{board.name}' runs (it takes: {wanted}; "
+            f"the bundle has: {bundle_has}).",
+            hint="Export one of those: `edgekit export MODEL --to ... --precision ...`.")
+    return found
+
+
+def first_runnable(bundle: Bundle, board: BoardProfile, request: Request,
+                   facts: Facts) -> tuple[Artifact, str]:
+    """The best artifact whose runtime is installed here, and the backend to run it on."""
+    found = candidates(bundle, board, request)
+    for artifact in found:
+        backend = backend_for_format(artifact.format, facts)
+        if backend is not None:
+            return artifact, backend
+    needs = sorted({pkg for a in found for _, pkg in FORMAT_RUNTIMES[a.format]})
+    raise MissingDependencyError(
+        " or ".join(needs), purpose=f"running {', '.join(a.key for a in found)} on "
+        f"'{board.name}'")
+
+
+def layout_extra(bundle: Bundle, artifact: Artifact) -> dict[str, Any]:
+    """LiteRT options saying which layout the Detector feeds and which the file takes."""
+    extra: dict[str, Any] = {"layout": str(bundle.manifest.input.layout)}
+    if artifact.details.get("layout"):
+        extra["model_layout"] = str(artifact.details["layout"])
+    return extra
+
+
+class Runner:
+    """A Detector opened by a runner, with the plan that chose it.
+
+    Call it like the Detector (``runner(image)``); ``executed_on`` is read back from the
+    runtime, ``plan.requested`` is what was asked for.
+    """
+
+    def __init__(self, detector: Any, board: BoardProfile, plan: Plan) -> None:
+        self.detector = detector
+        self.board = board
+        self.plan = plan
+
+    def __call__(self, image: np.ndarray, **kwargs: Any) -> Any:
+        return self.detector(image, **kwargs)
+
+    @property
+    def executed_on(self) -> str:
+        return self.detector.backend.executed_on
+
+    @property
+    def artifact(self) -> Artifact:
+        return self.detector.artifact
+
+    @property
+    def backend(self) -> Any:
+        return self.detector.backend
+
+
+def bundle_for_file(path: Path) -> Bundle:
+    """An in-memory bundle around a plain .xml/.tflite detector (.onnx: see open_bundle)."""
+    from edgekit.bundle import sha256_file
+
+    fmt = SUFFIX_FORMATS[path.suffix.lower()]
+    backend = load_backend(path, fmt)
+    shape = backend.inputs[0].shape
+    if len(shape) != 4 or not all(isinstance(d, int) for d in shape[1:]):
+        raise BundleError(f"{path}: input shape {list(shape)} is not a static image input.",
+                          hint="Export the model with a fixed image size.")
+    from edgekit.backends.litert import model_layout
+
+    layout = Layout.parse(model_layout(shape))
+    out = backend.outputs[0].shape
+    classes = int(out[1]) - 4 if len(out) == 3 and isinstance(out[1], int) else 1
+    spec = replace(InputSpec(), name=backend.inputs[0].name, layout=layout,
+                   shape=(1, *(int(d) for d in shape[1:])))
+    artifact = Artifact(format=fmt, precision=Precision.FP32, file=path.name,
+                        sha256=sha256_file(path), size=path.stat().st_size,
+                        details={"layout": str(layout)})
+    manifest = Manifest(name=path.stem, labels=[f"class{i}" for i in range(max(classes, 1))],
+                        input=spec, artifacts=[artifact])
+    return Bundle(path.parent, manifest)
