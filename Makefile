@@ -15,7 +15,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -c constraints.txt -e ".[export,eval,onnxruntime,dev]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[export,eval,onnxruntime,flash,dev,openvino,litert,bench,pipeline]"
+	# ByteTrack for `edgekit run`: --no-deps, as trackers asks for the GUI opencv-python
+	# (it would overwrite the headless cv2); its real dependencies come with [pipeline].
+	$(BIN)/pip install -q -c constraints.txt --no-deps trackers
 	touch $(STAMP)
 
 demo: setup
@@ -25,11 +28,15 @@ demo: setup
 	$(BIN)/edgekit eval $(OUT)/sample-bundle --data $(OUT)/val --json $(OUT)/eval.json
 	$(BIN)/edgekit sample-data $(OUT)/scenes --count 8 --seed 777
 	$(BIN)/edgekit predict $(OUT)/sample-bundle $(OUT)/scenes/images -o $(OUT)/predictions
+	$(BIN)/edgekit run $(OUT)/sample-bundle --source "testsrc://?fps=15&seed=3&objects=5" \
+		--config samples/vehicle_counting.yaml --duration 15 --quiet \
+		--sink $(OUT)/live.mp4 --sink $(OUT)/events.jsonl --json $(OUT)/run.json
 	@echo
 	@echo "Outputs in $(OUT)/:"
 	@echo "  sample-bundle/        the exported bundle (edgekit.json + model.onnx + golden.npz)"
 	@echo "  eval.json             mAP@0.5 and mAP@0.5:0.95 (overall and per class)"
 	@echo "  predictions/          annotated scenes and detections.jsonl"
+	@echo "  live.mp4, events.jsonl the sample model live on a generated stream (run.json: fps, latency)"
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -16,12 +16,16 @@ BACKENDS: Registry[type[Backend]] = Registry(
     "backend",
     {
         "onnxruntime": "edgekit.backends.onnxruntime:OnnxRuntimeBackend",
+        "openvino": "edgekit.backends.openvino:OpenVinoBackend",
+        "litert": "edgekit.backends.litert:LiteRtBackend",
     },
 )
 
 # Which backend runs which artifact format by default (the first one listed wins).
 FORMAT_BACKENDS: dict[Format, tuple[str, ...]] = {
     Format.ONNX: ("onnxruntime",),
+    Format.OPENVINO: ("openvino",),
+    Format.TFLITE: ("litert",),
 }
 
 

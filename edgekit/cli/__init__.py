@@ -13,11 +13,15 @@ import click
 from .. import __version__
 from ..errors import EdgekitError
 from ._ui import console
+from .bench_cmd import bench_group
 from .data_cmd import sample_data
+from .devices_cmd import devices
 from .eval_cmd import eval_command
 from .export_cmd import export_command
+from .flash_cmd import flash_command, keygen_command, sign_command, status_command
 from .info_cmd import info
 from .predict_cmd import predict
+from .run_cmd import run_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,8 +34,11 @@ def cli() -> None:
     """
 
 
-for command in (export_command, eval_command, predict, sample_data, info):
+for command in (export_command, eval_command, predict, sample_data, info, bench_group, devices):
     cli.add_command(command)
+for command in (flash_command, status_command, sign_command, keygen_command):
+    cli.add_command(command)
+cli.add_command(run_command)
 
 
 def main(argv: list[str] | None = None) -> None:

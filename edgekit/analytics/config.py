@@ -1,0 +1,165 @@
+"""The analytics file: tracker settings, counting lines and zones, in YAML or TOML.
+
+Example (YAML)::
+
+    relative: true            # coordinates are fractions of the frame (survive mode changes)
+    tracker:
+      lost_track_buffer: 30   # frames a lost track is kept
+    lines:
+      - name: stop_line
+        start: [0.0, 0.6]
+        end: [1.0, 0.6]
+        classes: [car, truck, bus]     # default: every class
+        directions: [southbound, northbound]  # names for supervision's "in" and "out"
+    zones:
+      - name: junction
+        polygon: [[0.3, 0.5], [0.7, 0.5], [0.7, 0.9], [0.3, 0.9]]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..errors import EdgekitError
+
+
+class ConfigError(EdgekitError):
+    """The analytics file is missing or malformed."""
+
+
+Point = tuple[float, float]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrackerConfig:
+    """ByteTrack settings (``trackers.ByteTrackTracker``; defaults suit 10-30 fps video)."""
+
+    lost_track_buffer: int = 30
+    frame_rate: float = 30.0
+    track_activation_threshold: float = 0.25
+    high_conf_det_threshold: float = 0.5
+    minimum_consecutive_frames: int = 1
+    minimum_iou_threshold: float = 0.1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LineConfig:
+    """A counting line from ``start`` to ``end``; crossings are counted per class and direction."""
+
+    name: str
+    start: Point
+    end: Point
+    classes: tuple[str, ...] = ()
+    directions: tuple[str, str] = ("in", "out")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ZoneConfig:
+    """A polygon zone; entries, exits and dwell time are measured per track."""
+
+    name: str
+    polygon: tuple[Point, ...]
+    classes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AnalyticsConfig:
+    """Everything the analytics stage does for one camera.
+
+    Attributes:
+        relative: Coordinates are fractions of the frame's width and height, not pixels.
+        tracker: ByteTrack settings.
+        lines: Counting lines.
+        zones: Dwell-time zones.
+    """
+
+    relative: bool = False
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    lines: tuple[LineConfig, ...] = ()
+    zones: tuple[ZoneConfig, ...] = ()
+
+
+def load_config(path: str | Path) -> AnalyticsConfig:
+    """Reads a ``.yaml``/``.yml`` or ``.toml`` analytics file; errors name the bad entry."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such analytics config file.")
+    text = path.read_text()
+    try:
+        if path.suffix.lower() == ".toml":
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10
+                import tomli as tomllib
+            data = tomllib.loads(text)
+        elif path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            raise ConfigError(f"{path}: unknown config type '{path.suffix}'.",
+                              hint="Use a .yaml, .yml or .toml file.")
+    except ConfigError:
+        raise
+    except Exception as exc:  # the parsers' own messages give line and column
+        raise ConfigError(f"{path}: cannot parse: {exc}") from None
+    return parse_config(data, where=str(path))
+
+
+def parse_config(data: Any, *, where: str = "config") -> AnalyticsConfig:
+    """Builds an AnalyticsConfig from parsed YAML/TOML data."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping at the top level.")
+    _known(data, {"relative", "tracker", "lines", "zones"}, where)
+    tracker = data.get("tracker") or {}
+    _known(tracker, {f.name for f in fields(TrackerConfig)}, f"{where}: tracker")
+    lines = tuple(_line(entry, f"{where}: lines[{i}]")
+                  for i, entry in enumerate(data.get("lines") or []))
+    zones = tuple(_zone(entry, f"{where}: zones[{i}]")
+                  for i, entry in enumerate(data.get("zones") or []))
+    names = [x.name for x in (*lines, *zones)]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{where}: line and zone names must be unique, got {names}.")
+    return AnalyticsConfig(relative=bool(data.get("relative", False)),
+                           tracker=TrackerConfig(**tracker), lines=lines, zones=zones)
+
+
+def _known(entry: Any, allowed: set[str], where: str) -> None:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {entry!r}.")
+    unknown = sorted(set(entry) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}.",
+                          hint=f"Known keys: {', '.join(sorted(allowed))}.")
+
+
+def _point(value: Any, where: str) -> Point:
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or not all(isinstance(v, (int, float)) for v in value)):
+        raise ConfigError(f"{where}: expected a point [x, y], got {value!r}.")
+    return float(value[0]), float(value[1])
+
+
+def _line(entry: Any, where: str) -> LineConfig:
+    _known(entry, {"name", "start", "end", "classes", "directions"}, where)
+    if "name" not in entry or "start" not in entry or "end" not in entry:
+        raise ConfigError(f"{where}: a line needs name, start and end.")
+    directions = tuple(entry.get("directions", ("in", "out")))
+    if len(directions) != 2:
+        raise ConfigError(f"{where}: directions names the two ways across, as [in, out].")
+    return LineConfig(name=str(entry["name"]), start=_point(entry["start"], where),
+                      end=_point(entry["end"], where), classes=tuple(entry.get("classes", ())),
+                      directions=(str(directions[0]), str(directions[1])))
+
+
+def _zone(entry: Any, where: str) -> ZoneConfig:
+    _known(entry, {"name", "polygon", "classes"}, where)
+    if "name" not in entry or "polygon" not in entry:
+        raise ConfigError(f"{where}: a zone needs name and polygon.")
+    polygon = tuple(_point(p, where) for p in entry["polygon"])
+    if len(polygon) < 3:
+        raise ConfigError(f"{where}: a polygon needs at least 3 points.")
+    return ZoneConfig(name=str(entry["name"]), polygon=polygon,
+                      classes=tuple(entry.get("classes", ())))

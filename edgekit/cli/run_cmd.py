@@ -1,0 +1,135 @@
+"""`edgekit run`: a detector live on cameras, streams or files, with sinks and analytics."""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+import click
+
+from . import _options as opt
+from ._ui import console, table, write_json
+
+
+def _open_model(model: str, board: str | None, format_: str | None, precision: str | None,
+                threads: int | None) -> tuple[Any, str]:
+    """The model on this machine's (or the named board's) runner; returns it and what runs it."""
+    try:
+        from ..devices.runners import load_runner
+    except ImportError:  # an install without the devices part: plain Detector
+        load_runner = None
+    if load_runner is not None:
+        runner = load_runner(model, board=board, format=format_, precision=precision,
+                             threads=threads)
+        return runner, f"{runner.board.name}: {runner.artifact.key} on {runner.executed_on}"
+    if board:
+        from ..errors import MissingDependencyError
+
+        raise MissingDependencyError("edgekit.devices", purpose="--board")
+    detector = opt.open_detector(model, format_, precision, threads)
+    return detector, f"{detector.artifact.key} on {detector.backend.executed_on}"
+
+
+def _status(pipeline: Any) -> str:
+    s = pipeline.summary()
+    cams = "  ".join(
+        f"{name}: {c['status']} {c['fps_out']:.1f} fps age p50 "
+        f"{c['frame_age_ms'].get('p50', 0):.0f} ms drop {c['dropped']} rec {c['reconnects']}"
+        for name, c in s["cameras"].items())
+    return f"[bold]{s['frames_out']}[/] frames  {cams}"
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    def ms(window: dict[str, Any], key: str) -> str:
+        return f"{window[key]:.0f}" if key in window else "-"
+
+    rows = [(name, c["status"], c["frames_in"], c["frames_out"], f"{c['fps_out']:.1f}",
+             c["dropped"], c["reconnects"], ms(c["frame_age_ms"], "p50"),
+             ms(c["frame_age_ms"], "p99"), ms(c["end_to_end_ms"], "p50"),
+             ms(c["end_to_end_ms"], "p99"))
+            for name, c in summary["cameras"].items()]
+    console.print(table(f"{summary['frames_out']} frames in {summary['duration_s']:.1f} s "
+                        "(latencies in ms)",
+                        ["camera", "status", "in", "out", "fps", "drop", "reconn", "age p50",
+                         "age p99", "e2e p50", "e2e p99"], rows))
+    console.print(table("stage latency (ms)", ["stage", "count", "p50", "p90", "p99", "max"],
+                        [(k, v.get("count"), v.get("p50"), v.get("p90"), v.get("p99"),
+                          v.get("max")) for k, v in summary["stages_ms"].items()]))
+    for name, c in summary["cameras"].items():
+        if c.get("analytics"):
+            console.print(f"[bold]{name}[/] analytics: {c['analytics']}", highlight=False)
+        if c["last_error"]:
+            console.print(f"[yellow]{name}:[/] {c['last_error']}", highlight=False)
+    for uri, error in summary["sink_errors"].items():
+        console.print(f"[red]sink {uri} failed:[/] {error}", highlight=False)
+    for uri, where in summary["sinks"].items():
+        if uri not in summary["sink_errors"]:
+            console.print(f"sink: [bold]{where}[/]", highlight=False)
+
+
+@click.command("run")
+@click.argument("model")
+@click.option("--source", "sources", multiple=True, required=True,
+              help="A source URI (repeatable): video file, image folder/glob, /dev/video0, "
+                   "rtsp://, http(s)://, csi://0, picam://0, testsrc://.")
+@click.option("--sink", "sinks", multiple=True,
+              help="A sink URI (repeatable): out.mp4, events.jsonl, http://127.0.0.1:8080, "
+                   "mqtt://host:1883/topic, window.")
+@click.option("--board", default=None, help="Board profile whose runner runs the model "
+              "(default: detected); see `edgekit devices`.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="Analytics file (YAML/TOML): tracker, counting lines, zones.")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop after this many seconds (default: at the end of the files, or Ctrl-C).")
+@click.option("--loop", is_flag=True, help="Start files and folders again at their end.")
+@click.option("--conf", default=None, type=float, help="Score threshold (default: manifest's).")
+@click.option("--iou", default=None, type=float, help="NMS IoU threshold (default: manifest's).")
+@click.option("--quiet", is_flag=True, help="No live status line.")
+@opt.artifact_format
+@opt.artifact_precision
+@opt.threads
+@opt.json_file
+def run_command(model: str, sources: tuple[str, ...], sinks: tuple[str, ...], board: str | None,
+                config_path: str | None, duration: float | None, loop: bool, conf: float | None,
+                iou: float | None, quiet: bool, format_: str | None, precision: str | None,
+                threads: int | None, json_path: str | None) -> None:
+    """Run MODEL live on one or more sources, with tracking, analytics and sinks."""
+    from ..analytics import load_config
+    from ..pipeline import ModelSettings, Pipeline, PipelineSettings
+    from ..sources import SourceSettings
+
+    analytics = load_config(config_path) if config_path else None
+    runner, executed = _open_model(model, board, format_, precision, threads)
+    settings = PipelineSettings(source=SourceSettings(loop=loop),
+                                model=ModelSettings(conf=conf, iou=iou))
+    pipeline = Pipeline(runner, list(sources), list(sinks), analytics=analytics,
+                        settings=settings)
+    console.print(f"running [bold]{executed}[/] on {len(sources)} source(s); Ctrl-C stops",
+                  highlight=False)
+    # SIGTERM (systemd, docker stop) stops as cleanly as Ctrl-C does.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        if quiet:
+            summary = _run(pipeline, duration, None)
+        else:
+            with console.status("starting") as status:
+                summary = _run(pipeline, duration, lambda p: status.update(_status(p)))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    for uri, view in summary["sinks"].items():
+        if uri.startswith("http://"):
+            console.print(f"live view was at {view}", highlight=False)
+    summary["model"] = executed
+    _print_summary(summary)
+    write_json(json_path, summary)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _run(pipeline: Any, duration: float | None, on_tick: Any) -> dict[str, Any]:
+    try:
+        return pipeline.run(duration=duration, on_tick=on_tick)
+    except KeyboardInterrupt:
+        return pipeline.summary()  # run() stopped the pipeline in its finally

@@ -1,0 +1,92 @@
+"""The model as three stages the pipeline can overlap: preprocess, inference, postprocess.
+
+A ``Detector`` splits into its three parts, so preprocessing of the next frame runs while the
+current one is in the runtime. Anything else callable as ``image -> Detections`` (a board
+runner from ``edgekit.devices.runners``, a user's own model) runs whole in the inference stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..types import Detections
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelSettings:
+    """Thresholds applied in postprocessing (None: the bundle's own)."""
+
+    conf: float | None = None
+    iou: float | None = None
+
+
+class StagedModel:
+    """A detector cut into pre / infer / post so the pipeline can overlap them.
+
+    Args:
+        pre: image -> (input, context).
+        infer: list of inputs -> list of raw outputs (one per input).
+        post: (raw output, context, image shape) -> Detections.
+        labels: Class names.
+        batch: How many inputs one ``infer`` call may take (1 for static-batch models).
+    """
+
+    def __init__(self, *, pre: Callable[[np.ndarray], tuple[Any, Any]],
+                 infer: Callable[[list[Any]], list[Any]],
+                 post: Callable[[Any, Any, tuple[int, ...]], Detections],
+                 labels: list[str], batch: int = 1) -> None:
+        self.pre, self.infer, self.post = pre, infer, post
+        self.labels = labels
+        self.batch = batch
+
+
+def staged(model: Any, *, settings: ModelSettings | None = None,
+           labels: list[str] | None = None) -> StagedModel:
+    """Turns a Detector, a StagedModel or an ``image -> Detections`` callable into stages."""
+    settings = settings or ModelSettings()
+    if isinstance(model, StagedModel):
+        return model
+    if hasattr(model, "backend") and hasattr(model, "manifest"):
+        return _from_detector(model, settings)
+    inner = getattr(model, "detector", None)  # a board Runner wraps a Detector: split that
+    if inner is not None and hasattr(inner, "backend") and hasattr(inner, "manifest"):
+        return _from_detector(inner, settings)
+    if not callable(model):
+        raise TypeError(f"Expected a Detector or a callable image -> Detections, got {model!r}")
+    names = labels or list(getattr(model, "labels", []) or [])
+
+    def infer(images: list[np.ndarray]) -> list[Detections]:
+        return [model(image) for image in images]
+
+    return StagedModel(pre=lambda image: (image, None), infer=infer,
+                       post=lambda out, _ctx, _shape: out, labels=names)
+
+
+def _from_detector(detector: Any, settings: ModelSettings) -> StagedModel:
+    from ..postprocess import postprocess
+    from ..preprocess import preprocess
+
+    manifest = detector.manifest
+    batch_dim = detector.backend.inputs[0].shape[0] if detector.backend.inputs[0].shape else 1
+    # A dynamic batch dimension (a name or None) lets several cameras share one inference call.
+    batch = 8 if not isinstance(batch_dim, int) or batch_dim <= 0 else batch_dim
+
+    def pre(image: np.ndarray) -> tuple[np.ndarray, Any]:
+        return preprocess(image, manifest.input)
+
+    def infer(tensors: list[np.ndarray]) -> list[np.ndarray]:
+        if len(tensors) == 1:
+            return [detector.backend.run([tensors[0]])[0]]
+        output = detector.backend.run([np.concatenate(tensors, axis=0)])[0]
+        return [output[i:i + 1] for i in range(len(tensors))]
+
+    def post(output: np.ndarray, box: Any, shape: tuple[int, ...]) -> Detections:
+        return postprocess(output, manifest.output, box, shape[1], shape[0],
+                           conf=settings.conf, iou=settings.iou)
+
+    return StagedModel(pre=pre, infer=infer, post=post, labels=list(detector.labels),
+                       batch=batch)

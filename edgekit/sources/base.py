@@ -1,0 +1,222 @@
+"""What every source is: offline ones deliver every frame in order, live ones only the newest.
+
+Live cameras and streams produce frames whether or not anyone is ready for them. Queueing them
+is how other tools end up minutes behind the camera, so a live source runs its capture in its
+own thread and keeps one slot: a new frame replaces an unread one (counted as dropped).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..types import Frame
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceSettings:
+    """How a source opens, reads and reconnects.
+
+    Attributes:
+        open_timeout_s: Longest wait for a stream to open (OpenCV's CAP_PROP_OPEN_TIMEOUT_MSEC).
+        read_timeout_s: Longest wait for one frame before the stream counts as frozen.
+        backoff_initial_s: First wait before a reconnect attempt.
+        backoff_max_s: Longest wait between reconnect attempts (the wait doubles up to this).
+        loop: Offline sources start again at the end instead of finishing (soak tests, demos).
+    """
+
+    open_timeout_s: float = 5.0
+    read_timeout_s: float = 2.0
+    backoff_initial_s: float = 0.25
+    backoff_max_s: float = 2.0
+    loop: bool = False
+
+
+@dataclass(slots=True)
+class SourceStats:
+    """Counters a source keeps; read by the pipeline's metrics."""
+
+    frames: int = 0
+    dropped: int = 0
+    reconnects: int = 0
+    errors: int = 0
+    connected: bool = False
+    status: str = "starting"
+    last_error: str = ""
+    last_frame_ns: int = 0
+    reconnect_times_s: list[float] = field(default_factory=list)
+
+
+class Source(ABC):
+    """A stream of frames from one URI.
+
+    ``read(timeout)`` returns the next frame to process, ``None`` when none came within the
+    timeout (live sources) and raises ``EOFError`` once an offline source is exhausted.
+    """
+
+    live: bool = False
+
+    def __init__(self, uri: str, *, settings: SourceSettings | None = None) -> None:
+        self.uri = uri
+        self.settings = settings or SourceSettings()
+        self.stats = SourceStats()
+
+    def start(self) -> None:  # noqa: B027 - optional hook; offline sources need none
+        """Starts capturing (live sources start their thread here)."""
+
+    @abstractmethod
+    def read(self, timeout: float = 1.0) -> Frame | None:
+        """Returns the next frame, None if none arrived in time; EOFError at the end."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Releases the device or connection."""
+
+    def __enter__(self) -> Source:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.uri!r})"
+
+
+class LatestSlot:
+    """One-frame mailbox: ``put`` replaces an unread frame, ``get`` waits for a new one."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._frame: Frame | None = None
+        self.overwritten = 0
+
+    def put(self, frame: Frame) -> None:
+        with self._cond:
+            if self._frame is not None:
+                self.overwritten += 1
+            self._frame = frame
+            self._cond.notify_all()
+
+    def get(self, timeout: float) -> Frame | None:
+        with self._cond:
+            if self._frame is None:
+                self._cond.wait(timeout)
+            frame, self._frame = self._frame, None
+            return frame
+
+
+class LiveSource(Source):
+    """A source whose frames come on their own clock; capture runs in a daemon thread.
+
+    Subclasses implement ``_open`` (raise on failure), ``_grab`` (a BGR image, or None when
+    the stream failed or froze) and ``_release``. The thread reconnects with exponential
+    backoff, so a stream that is offline at start, drops or freezes comes back by itself.
+    """
+
+    live = True
+
+    def __init__(self, uri: str, *, settings: SourceSettings | None = None) -> None:
+        super().__init__(uri, settings=settings)
+        self._slot = LatestSlot()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._index = 0
+
+    @abstractmethod
+    def _open(self) -> object:
+        """Opens the device or stream and returns a handle; raises on failure."""
+
+    @abstractmethod
+    def _grab(self, handle: object) -> np.ndarray | None:
+        """Reads one image, or returns None when the stream ended, failed or froze."""
+
+    def _release(self, handle: object) -> None:  # noqa: B027 - optional hook
+        """Closes a handle from ``_open``."""
+
+    def start(self) -> None:
+        if self._thread is None:
+            # daemon: a driver call stuck in C (a wedged USB camera) cannot keep the process up
+            self._thread = threading.Thread(target=self._run, name=f"capture {self.uri}",
+                                            daemon=True)
+            self._thread.start()
+
+    def read(self, timeout: float = 1.0) -> Frame | None:
+        self.start()
+        return self._slot.get(timeout)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            # A blocked read returns within read_timeout_s; wait a little longer than that.
+            self._thread.join(self.settings.read_timeout_s + 1.0)
+
+    def _run(self) -> None:
+        backoff = self.settings.backoff_initial_s
+        lost_at: float | None = None
+        while not self._stop.is_set():
+            handle = self._try_open()
+            if handle is None:
+                lost_at = lost_at or time.monotonic()
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self.settings.backoff_max_s)
+                continue
+            try:
+                got_one = self._pump(handle, lost_at)
+            finally:
+                self._release_quietly(handle)
+            self.stats.connected = False
+            if self._stop.is_set():
+                break
+            self.stats.reconnects += 1
+            lost_at = time.monotonic()
+            if got_one:
+                backoff = self.settings.backoff_initial_s
+        self.stats.status = "stopped"
+
+    def _try_open(self) -> object | None:
+        self.stats.status = "connecting"
+        try:
+            handle = self._open()
+        except Exception as exc:  # a driver or network failure: report, back off, retry
+            self.stats.errors += 1
+            self.stats.last_error = f"open failed: {exc}"
+            self.stats.status = "offline (retrying)"
+            return None
+        self.stats.connected = True
+        self.stats.status = "streaming"
+        return handle
+
+    def _pump(self, handle: object, lost_at: float | None) -> bool:
+        """Reads until the stream fails; returns whether any frame arrived."""
+        got_one = False
+        while not self._stop.is_set():
+            try:
+                image = self._grab(handle)
+            except Exception as exc:
+                image = None
+                self.stats.last_error = f"read failed: {exc}"
+            if image is None:
+                self.stats.errors += 1
+                self.stats.last_error = self.stats.last_error or "stream ended or froze"
+                self.stats.status = "lost (reconnecting)"
+                return got_one
+            now = time.time_ns()
+            if not got_one and lost_at is not None:
+                self.stats.reconnect_times_s.append(round(time.monotonic() - lost_at, 3))
+            got_one = True
+            self.stats.frames += 1
+            self.stats.last_frame_ns = now
+            self._slot.put(Frame(image, now, self._index, self.uri))
+            self.stats.dropped = self._slot.overwritten
+            self._index += 1
+        return got_one
+
+    def _release_quietly(self, handle: object) -> None:
+        try:
+            self._release(handle)
+        except Exception as exc:  # closing a broken stream may fail too; nothing to do then
+            self.stats.last_error = f"close failed: {exc}"

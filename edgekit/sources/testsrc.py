@@ -1,0 +1,100 @@
+"""``testsrc://``: a live camera made of generated road scenes with vehicles moving across.
+
+Options: ``testsrc://?width=640&height=480&fps=30&seed=0&objects=4``. The background and the
+vehicles come from ``edgekit.data.synth.render_scene`` (the scenes the sample detector is
+trained on), so the sample model really detects and tracks them. ``resize_after=N`` switches to
+a different resolution after N frames (to exercise a camera that changes mode mid-stream).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+
+from ..errors import DatasetError
+from .base import LiveSource, SourceSettings
+
+_INT_OPTIONS = {"width": 640, "height": 480, "seed": 0, "objects": 4, "resize_after": 0}
+
+
+@dataclass(slots=True)
+class _Mover:
+    patch: np.ndarray
+    x: float
+    y: int
+    speed: float  # pixels per frame, signed
+
+
+class SceneGenerator:
+    """Renders frame after frame of a scene whose vehicles drive left and right."""
+
+    def __init__(self, *, width: int, height: int, seed: int, objects: int) -> None:
+        from ..data.synth import render_scene
+
+        rng = np.random.default_rng(seed)
+        self.width, self.height = width, height
+        self.background, _, _ = render_scene(rng, width=width, height=height)
+        self.movers: list[_Mover] = []
+        for _ in range(100):  # render donor scenes until enough vehicle patches are cut out
+            if len(self.movers) >= objects:
+                break
+            image, boxes, classes = render_scene(rng, width=width, height=height)
+            for box, cls in zip(boxes, classes, strict=True):
+                x1, y1, x2, y2 = (int(v) for v in box)
+                if cls <= 3 and (x2 - x1) >= 24 and (y2 - y1) >= 16 and len(self.movers) < objects:
+                    speed = float(rng.uniform(2, 6)) * (1 if rng.random() < 0.5 else -1)
+                    self.movers.append(_Mover(image[y1:y2, x1:x2].copy(),
+                                              float(rng.uniform(0, width)), y1, speed))
+
+    def render(self, index: int) -> np.ndarray:
+        image = self.background.copy()
+        for m in self.movers:
+            h, w = m.patch.shape[:2]
+            span = self.width + w
+            x = int((m.x + m.speed * index) % span) - w  # wraps around, entering from the edge
+            x0, x1 = max(x, 0), min(x + w, self.width)
+            if x1 > x0:
+                image[m.y:m.y + h, x0:x1] = m.patch[:, x0 - x:x1 - x]
+        return image
+
+
+class TestSource(LiveSource):
+    """Generated frames at a fixed rate, timestamped at generation like a camera's."""
+
+    __test__ = False  # not a pytest class, despite the name
+
+    def __init__(self, uri: str, *, settings: SourceSettings | None = None) -> None:
+        super().__init__(uri, settings=settings)
+        query = parse_qs(urlsplit(uri).query)
+        try:
+            opts = {k: int(query[k][-1]) if k in query else v for k, v in _INT_OPTIONS.items()}
+            self.fps = float(query["fps"][-1]) if "fps" in query else 30.0
+        except ValueError as exc:
+            raise DatasetError(f"{uri}: {exc}.", hint="Options are numbers, as "
+                               "testsrc://?width=640&height=480&fps=30&objects=4.") from None
+        if self.fps <= 0 or opts["width"] < 64 or opts["height"] < 64:
+            raise DatasetError(f"{uri}: fps must be > 0 and the size at least 64x64.")
+        self.options = opts
+        self._next = 0.0
+        self._count = 0
+
+    def _open(self) -> object:
+        o = self.options
+        return [SceneGenerator(width=o["width"], height=o["height"], seed=o["seed"],
+                               objects=o["objects"])]
+
+    def _grab(self, handle: object) -> np.ndarray | None:
+        state: list[SceneGenerator] = handle  # type: ignore[assignment]
+        now = time.monotonic()
+        self._next = max(self._next + 1.0 / self.fps, now)
+        self._stop.wait(max(0.0, self._next - now))
+        after = self.options["resize_after"]
+        if after and self._count == after:
+            g = state[0]  # the "camera" switches mode: same scene, other resolution
+            state[0] = SceneGenerator(width=g.width * 3 // 4, height=g.height * 3 // 4,
+                                      seed=self.options["seed"], objects=len(g.movers))
+        self._count += 1
+        return state[0].render(self._count)

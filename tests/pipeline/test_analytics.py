@@ -1,0 +1,131 @@
+"""Tracking (real ByteTrack), line counts per class and direction, zone dwell, config files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgekit.analytics import Analytics, ConfigError, load_config, parse_config
+from edgekit.types import Detections, Frame
+
+LABELS = ["car", "truck", "pedestrian"]
+YAML = """
+relative: false
+tracker:
+  lost_track_buffer: 10
+lines:
+  - name: gate
+    start: [100, 0]
+    end: [100, 200]
+    classes: [car, truck]
+    directions: [eastbound, westbound]
+zones:
+  - name: lot
+    polygon: [[120, 0], [200, 0], [200, 200], [120, 200]]
+"""
+TOML = """
+relative = false
+[tracker]
+lost_track_buffer = 10
+[[lines]]
+name = "gate"
+start = [100, 0]
+end = [100, 200]
+classes = ["car", "truck"]
+directions = ["eastbound", "westbound"]
+[[zones]]
+name = "lot"
+polygon = [[120, 0], [200, 0], [200, 200], [120, 200]]
+"""
+
+
+def _frame(i: int) -> Frame:
+    # 10 fps capture clock; the image only gives the size.
+    return Frame(np.zeros((200, 240, 3), np.uint8), i * 100_000_000, i, "test")
+
+
+def _run(analytics: Analytics, tracks: list[tuple[int, float, float]], frames: int
+         ) -> list[dict]:
+    """tracks: (class_id, x at frame 0, dx per frame), boxes 20x20 at y=50+40*k."""
+    events = []
+    for i in range(frames):
+        boxes = [[x + dx * i, 50 + 40 * k, x + dx * i + 20, 70 + 40 * k]
+                 for k, (_, x, dx) in enumerate(tracks)]
+        dets = Detections(boxes, [0.9] * len(tracks), [c for c, _, _ in tracks])
+        tracked, new = analytics.update(_frame(i), dets)
+        assert len(tracked) == len(tracks)
+        events += new
+    return events
+
+
+@pytest.fixture
+def config(tmp_path: Path):
+    path = tmp_path / "a.yaml"
+    path.write_text(YAML)
+    return load_config(path)
+
+
+def test_yaml_and_toml_give_the_same_config(config, tmp_path: Path) -> None:
+    path = tmp_path / "a.toml"
+    path.write_text(TOML)
+    assert load_config(path) == config
+    assert config.lines[0].directions == ("eastbound", "westbound")
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"lines": [{"name": "x", "start": [0, 0]}]}, "needs name, start and end"),
+    ({"lines": [{"name": "x", "start": [0], "end": [1, 1]}]}, "expected a point"),
+    ({"zones": [{"name": "z", "polygon": [[0, 0], [1, 1]]}]}, "at least 3 points"),
+    ({"tracker": {"speed": 3}}, "unknown key"),
+    ({"zone": []}, "unknown key"),
+])
+def test_bad_config_names_the_entry(data: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(data)
+
+
+def test_unknown_class_in_config_is_refused(config) -> None:
+    with pytest.raises(ConfigError, match="not model labels"):
+        Analytics(config, ["person", "dog"])
+
+
+def test_line_counts_per_class_and_direction(config) -> None:
+    analytics = Analytics(config, LABELS)
+    # a car eastbound, a truck westbound, a pedestrian eastbound (not counted: classes filter)
+    events = _run(analytics, [(0, 40, 8), (1, 160, -8), (2, 40, 8)], 16)
+    crossings = [e for e in events if e["type"] == "line_crossing"]
+    # supervision's "in" for a line drawn top to bottom is left to right: eastbound here
+    assert sorted((e["class"], e["direction"]) for e in crossings) == [
+        ("car", "eastbound"), ("truck", "westbound")]
+    counts = analytics.counts()["lines"]["gate"]
+    assert sum(sum(d.values()) for d in counts.values()) == 2
+    assert all(e["tracker_id"] >= 0 for e in crossings)
+    assert counts == {"eastbound": {"car": 1}, "westbound": {"truck": 1}}
+
+
+def test_zone_dwell_time_from_capture_timestamps(config) -> None:
+    analytics = Analytics(config, LABELS)
+    # one car moving east at 10 px/frame: its centre is in the zone (x 120..200) from
+    # x0 + 10 = 120 to x0 + 10 < 200, i.e. frames 8..15 when x0 starts at 30
+    events = _run(analytics, [(0, 30, 10)], 22)
+    enter = [e for e in events if e["type"] == "zone_enter"]
+    leave = [e for e in events if e["type"] == "zone_exit"]
+    assert len(enter) == 1 and len(leave) == 1
+    assert leave[0]["dwell_s"] == pytest.approx((leave[0]["timestamp_ns"]
+                                                 - enter[0]["timestamp_ns"]) / 1e9)
+    assert 0.6 <= leave[0]["dwell_s"] <= 0.9
+    zone = analytics.counts()["zones"]["lot"]
+    assert zone["entered"] == 1 and zone["occupancy"] == 0
+    assert zone["mean_dwell_s"] == leave[0]["dwell_s"]
+
+
+def test_relative_coordinates_follow_a_resolution_change() -> None:
+    cfg = parse_config({"relative": True, "lines": [
+        {"name": "mid", "start": [0.5, 0.0], "end": [0.5, 1.0]}]})
+    analytics = Analytics(cfg, LABELS)
+    analytics.update(Frame(np.zeros((100, 100, 3), np.uint8), 0), Detections.empty())
+    assert analytics.lines[0].points.tolist() == [[50, 0], [50, 100]]
+    analytics.update(Frame(np.zeros((200, 300, 3), np.uint8), 1), Detections.empty())
+    assert analytics.lines[0].points.tolist() == [[150, 0], [150, 200]]
