@@ -60,15 +60,19 @@ class Backend(ABC):
         self.path = Path(path)
         self.options = options
 
-    @property
-    @abstractmethod
-    def inputs(self) -> list[TensorInfo]:
-        """The model's inputs, in order."""
+    # Subclasses fill these while loading, from what the runtime reports about the model.
+    _inputs: list[TensorInfo]
+    _outputs: list[TensorInfo]
 
     @property
-    @abstractmethod
+    def inputs(self) -> list[TensorInfo]:
+        """The model's inputs, in order."""
+        return self._inputs
+
+    @property
     def outputs(self) -> list[TensorInfo]:
         """The model's outputs, in order."""
+        return self._outputs
 
     @property
     @abstractmethod

@@ -125,14 +125,6 @@ class LiteRtBackend(Backend):
         return (0, 2, 3, 1) if model is Layout.NHWC else (0, 3, 1, 2)
 
     @property
-    def inputs(self) -> list[TensorInfo]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> list[TensorInfo]:
-        return self._outputs
-
-    @property
     def executed_on(self) -> str:
         # The delegate applies to the ops it supports; the rest run on LiteRT's own kernels.
         return "CPU (XNNPACK)" if self.xnnpack else "CPU (builtin kernels)"

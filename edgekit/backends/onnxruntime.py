@@ -94,14 +94,6 @@ class OnnxRuntimeBackend(Backend):
         return TensorInfo(node.name, shape, np.dtype(_DTYPES.get(node.type, np.float32)))
 
     @property
-    def inputs(self) -> list[TensorInfo]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> list[TensorInfo]:
-        return self._outputs
-
-    @property
     def executed_on(self) -> str:
         return self.session.get_providers()[0]
 

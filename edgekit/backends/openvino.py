@@ -145,14 +145,6 @@ class OpenVinoBackend(Backend):
         return usable[0]
 
     @property
-    def inputs(self) -> list[TensorInfo]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> list[TensorInfo]:
-        return self._outputs
-
-    @property
     def executed_on(self) -> str:
         devices = self.compiled.get_property("EXECUTION_DEVICES")
         return ",".join(devices) if isinstance(devices, list | tuple) else str(devices)
