@@ -47,7 +47,10 @@ class Detector:
         self.artifact = artifact
         self.manifest: Manifest = bundle.manifest
         self.backend = load_backend(
-            bundle.file(artifact), artifact.format, name=backend, options=options
+            bundle.file(artifact),
+            artifact.format,
+            name=backend,
+            options=with_layouts(options, self.manifest, artifact),
         )
         self.times = StageTimes()
         out = self.backend.outputs[0]
@@ -88,6 +91,22 @@ class Detector:
         t3 = time.perf_counter()
         self.times = StageTimes((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
         return detections
+
+
+def with_layouts(
+    options: BackendOptions | None, manifest: Manifest, artifact: Artifact
+) -> BackendOptions:
+    """Adds the layout facts of the bundle to the caller's backend options.
+
+    The Detector feeds tensors in the manifest's layout; a file may take another one (TFLite
+    exports are NHWC). Backends that can transpose (LiteRT) read both; the others ignore them.
+    Options the caller set explicitly win.
+    """
+    options = options or BackendOptions()
+    facts = {"layout": str(manifest.input.layout)}
+    if artifact.details.get("layout"):
+        facts["model_layout"] = str(artifact.details["layout"])
+    return replace(options, extra={**facts, **options.extra})
 
 
 def open_bundle(model: str | Path) -> Bundle:

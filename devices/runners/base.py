@@ -77,13 +77,17 @@ def candidates(bundle: Bundle, board: BoardProfile, request: Request) -> list[Ar
     if request.format and not any(f is request.format for f, _ in pairs):
         raise UnknownNameError(
             f"The board '{board.name}' cannot run the '{request.format}' format (it runs: {runs}).",
-            hint="Drop --format, or pick a board that runs it (`edgekit devices` lists them).")
-    pairs = [(f, p) for f, p in pairs if request.format in (None, f)
-             and request.precision in (None, p)]
+            hint="Drop --format, or pick a board that runs it (`edgekit devices` lists them).",
+        )
+    pairs = [
+        (f, p) for f, p in pairs if request.format in (None, f) and request.precision in (None, p)
+    ]
     if not pairs:
         raise UnknownNameError(
             f"The board '{board.name}' runs no {request.format or ''} artifact at "
-            f"{request.precision} (it runs: {runs}).", hint="Drop --precision or change it.")
+            f"{request.precision} (it runs: {runs}).",
+            hint="Drop --precision or change it.",
+        )
     have = {(a.format, a.precision): a for a in bundle.manifest.artifacts}
     found = [have[pair] for pair in pairs if pair in have]
     if not found:
@@ -92,12 +96,14 @@ def candidates(bundle: Bundle, board: BoardProfile, request: Request) -> list[Ar
         raise BundleError(
             f"{bundle.path} has nothing the board '{board.name}' runs (it takes: {wanted}; "
             f"the bundle has: {bundle_has}).",
-            hint="Export one of those: `edgekit export MODEL --to ... --precision ...`.")
+            hint="Export one of those: `edgekit export MODEL --to ... --precision ...`.",
+        )
     return found
 
 
-def first_runnable(bundle: Bundle, board: BoardProfile, request: Request,
-                   facts: Facts) -> tuple[Artifact, str]:
+def first_runnable(
+    bundle: Bundle, board: BoardProfile, request: Request, facts: Facts
+) -> tuple[Artifact, str]:
     """The best artifact whose runtime is installed here, and the backend to run it on."""
     found = candidates(bundle, board, request)
     for artifact in found:
@@ -106,16 +112,8 @@ def first_runnable(bundle: Bundle, board: BoardProfile, request: Request,
             return artifact, backend
     needs = sorted({pkg for a in found for _, pkg in FORMAT_RUNTIMES[a.format]})
     raise MissingDependencyError(
-        " or ".join(needs), purpose=f"running {', '.join(a.key for a in found)} on "
-        f"'{board.name}'")
-
-
-def layout_extra(bundle: Bundle, artifact: Artifact) -> dict[str, Any]:
-    """LiteRT options saying which layout the Detector feeds and which the file takes."""
-    extra: dict[str, Any] = {"layout": str(bundle.manifest.input.layout)}
-    if artifact.details.get("layout"):
-        extra["model_layout"] = str(artifact.details["layout"])
-    return extra
+        " or ".join(needs), purpose=f"running {', '.join(a.key for a in found)} on '{board.name}'"
+    )
 
 
 class Runner:
@@ -154,18 +152,33 @@ def bundle_for_file(path: Path) -> Bundle:
     backend = load_backend(path, fmt)
     shape = backend.inputs[0].shape
     if len(shape) != 4 or not all(isinstance(d, int) for d in shape[1:]):
-        raise BundleError(f"{path}: input shape {list(shape)} is not a static image input.",
-                          hint="Export the model with a fixed image size.")
+        raise BundleError(
+            f"{path}: input shape {list(shape)} is not a static image input.",
+            hint="Export the model with a fixed image size.",
+        )
     from edgekit.backends.litert import model_layout
 
     layout = Layout.parse(model_layout(shape))
     out = backend.outputs[0].shape
     classes = int(out[1]) - 4 if len(out) == 3 and isinstance(out[1], int) else 1
-    spec = replace(InputSpec(), name=backend.inputs[0].name, layout=layout,
-                   shape=(1, *(int(d) for d in shape[1:])))
-    artifact = Artifact(format=fmt, precision=Precision.FP32, file=path.name,
-                        sha256=sha256_file(path), size=path.stat().st_size,
-                        details={"layout": str(layout)})
-    manifest = Manifest(name=path.stem, labels=[f"class{i}" for i in range(max(classes, 1))],
-                        input=spec, artifacts=[artifact])
+    spec = replace(
+        InputSpec(),
+        name=backend.inputs[0].name,
+        layout=layout,
+        shape=(1, *(int(d) for d in shape[1:])),
+    )
+    artifact = Artifact(
+        format=fmt,
+        precision=Precision.FP32,
+        file=path.name,
+        sha256=sha256_file(path),
+        size=path.stat().st_size,
+        details={"layout": str(layout)},
+    )
+    manifest = Manifest(
+        name=path.stem,
+        labels=[f"class{i}" for i in range(max(classes, 1))],
+        input=spec,
+        artifacts=[artifact],
+    )
     return Bundle(path.parent, manifest)

@@ -11,17 +11,21 @@ from edgekit.bundle import Bundle, Format
 
 from ..detect import Facts
 from ..profiles import BoardProfile
-from .base import Plan, Request, first_runnable, layout_extra, local_threads
+from .base import Plan, Request, first_runnable, local_threads
 
 
 def plan(bundle: Bundle, board: BoardProfile, request: Request, facts: Facts) -> Plan:
     """Chooses the artifact and backend for a plain CPU."""
     artifact, backend = first_runnable(bundle, board, request, facts)
+    # (the Detector adds the layout facts a .tflite needs: edgekit.detector.with_layouts)
     extra: dict = {}
-    if artifact.format is Format.TFLITE:
-        extra = layout_extra(bundle, artifact)
-    elif artifact.format is Format.OPENVINO:
+    if artifact.format is Format.OPENVINO:
         extra = {"precision": "fp32"}  # f32, not this CPU's silent bf16 default
-    return Plan(artifact=artifact, backend=backend, requested="cpu",
-                options=BackendOptions(threads=local_threads(board, request, facts),
-                                       device="cpu", extra=extra))
+    return Plan(
+        artifact=artifact,
+        backend=backend,
+        requested="cpu",
+        options=BackendOptions(
+            threads=local_threads(board, request, facts), device="cpu", extra=extra
+        ),
+    )

@@ -11,15 +11,22 @@ from edgekit.bundle import Bundle, Format
 
 from ..detect import Facts
 from ..profiles import BoardProfile
-from .base import Plan, Request, first_runnable, layout_extra, local_threads
+from .base import Plan, Request, first_runnable, local_threads
 
 
 def plan(bundle: Bundle, board: BoardProfile, request: Request, facts: Facts) -> Plan:
     """Chooses the artifact and LiteRT/onnxruntime settings for a Raspberry Pi."""
     artifact, backend = first_runnable(bundle, board, request, facts)
     threads = local_threads(board, request, facts)
-    extra = layout_extra(bundle, artifact) if artifact.format is Format.TFLITE else {}
-    notes = () if artifact.format is Format.TFLITE else (
-        f"no runnable .tflite for this request: {artifact.key} on {backend}",)
-    return Plan(artifact=artifact, backend=backend, requested="cpu", notes=notes,
-                options=BackendOptions(threads=threads, device="cpu", extra=extra))
+    notes = (
+        ()
+        if artifact.format is Format.TFLITE
+        else (f"no runnable .tflite for this request: {artifact.key} on {backend}",)
+    )
+    return Plan(
+        artifact=artifact,
+        backend=backend,
+        requested="cpu",
+        notes=notes,
+        options=BackendOptions(threads=threads, device="cpu"),
+    )

@@ -17,12 +17,16 @@ from edgekit.devices.runners.jetson import engine_cache_key, provider_chain
 from odd_models import make_detector_bundle
 
 from edgekit.bundle import Bundle, Precision
+from edgekit.detector import with_layouts
 from edgekit.errors import BundleError, EdgekitError, MissingDependencyError, UnknownNameError
 
 IMAGE = np.full((48, 64, 3), 90, np.uint8)
 ON_JETSON = Path("/etc/nv_tegra_release").exists()
-ON_PI = "Raspberry Pi" in (Path("/proc/device-tree/model").read_text(errors="replace")
-                           if Path("/proc/device-tree/model").exists() else "")
+ON_PI = "Raspberry Pi" in (
+    Path("/proc/device-tree/model").read_text(errors="replace")
+    if Path("/proc/device-tree/model").exists()
+    else ""
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,42 +45,63 @@ def here() -> Facts:
 
 
 def _jetson_facts(**changes) -> Facts:
-    base = Facts(arch="aarch64", cores=6, runtimes={"onnxruntime-gpu": "1.20"},
-                 ort_providers=("TensorrtExecutionProvider", "CUDAExecutionProvider",
-                                "CPUExecutionProvider"),
-                 tensorrt_version="10.3.0", gpu_name="NVIDIA Jetson Orin Nano Developer Kit")
+    base = Facts(
+        arch="aarch64",
+        cores=6,
+        runtimes={"onnxruntime-gpu": "1.20"},
+        ort_providers=(
+            "TensorrtExecutionProvider",
+            "CUDAExecutionProvider",
+            "CPUExecutionProvider",
+        ),
+        tensorrt_version="10.3.0",
+        gpu_name="NVIDIA Jetson Orin Nano Developer Kit",
+    )
     return replace(base, **changes)
 
 
 def test_jetson_chain_with_tensorrt(tmp_path) -> None:
     facts = _jetson_facts()
     providers, options, cache = provider_chain(
-        facts, precision=Precision.INT8, shapes={"images": [1, 3, 32, 32]}, cache_root=tmp_path)
-    assert providers == ["TensorrtExecutionProvider", "CUDAExecutionProvider",
-                         "CPUExecutionProvider"]
+        facts, precision=Precision.INT8, shapes={"images": [1, 3, 32, 32]}, cache_root=tmp_path
+    )
+    assert providers == [
+        "TensorrtExecutionProvider",
+        "CUDAExecutionProvider",
+        "CPUExecutionProvider",
+    ]
     trt = options[0]
     assert trt["trt_engine_cache_enable"] == "True"
     assert trt["trt_engine_cache_path"] == str(cache) and cache.parent == tmp_path
     assert (trt["trt_int8_enable"], trt["trt_fp16_enable"]) == ("True", "True")
-    _, fp32, _ = provider_chain(facts, precision=Precision.FP32, shapes={"images": [1, 3, 32, 32]},
-                                cache_root=tmp_path)
+    _, fp32, _ = provider_chain(
+        facts, precision=Precision.FP32, shapes={"images": [1, 3, 32, 32]}, cache_root=tmp_path
+    )
     assert (fp32[0]["trt_int8_enable"], fp32[0]["trt_fp16_enable"]) == ("False", "False")
 
 
 def test_engine_cache_key_changes_with_each_fact() -> None:
-    base = {"tensorrt_version": "10.3.0", "gpu": "Orin Nano", "precision": Precision.FP16,
-            "shapes": {"images": [1, 3, 640, 640]}}
+    base = {
+        "tensorrt_version": "10.3.0",
+        "gpu": "Orin Nano",
+        "precision": Precision.FP16,
+        "shapes": {"images": [1, 3, 640, 640]},
+    }
     key = engine_cache_key(**base)
     assert key == engine_cache_key(**base) and len(key) == 16
-    for change in ({"tensorrt_version": "8.6.2"}, {"gpu": "AGX Orin"},
-                   {"precision": Precision.INT8}, {"shapes": {"images": [1, 3, 320, 320]}}):
+    for change in (
+        {"tensorrt_version": "8.6.2"},
+        {"gpu": "AGX Orin"},
+        {"precision": Precision.INT8},
+        {"shapes": {"images": [1, 3, 320, 320]}},
+    ):
         assert engine_cache_key(**{**base, **change}) != key
 
 
 def test_jetson_without_gpu_providers_uses_cpu_only() -> None:
     providers, options, cache = provider_chain(
-        _jetson_facts(ort_providers=("CPUExecutionProvider",)), precision=Precision.FP16,
-        shapes={})
+        _jetson_facts(ort_providers=("CPUExecutionProvider",)), precision=Precision.FP16, shapes={}
+    )
     assert (providers, options, cache) == (["CPUExecutionProvider"], [{}], None)
 
 
@@ -104,7 +129,9 @@ def test_rpi_prefers_int8_tflite_with_threads_per_core(labelled) -> None:
     facts = Facts(arch="aarch64", cores=4, runtimes={"ai-edge-litert": "2.3", "onnxruntime": "1"})
     plan = make_plan(labelled, load_profile("rpi5"), Request(), facts)
     assert (plan.artifact.key, plan.backend, plan.options.threads) == ("tflite/int8", "litert", 4)
-    assert plan.options.extra == {"layout": "nchw", "model_layout": "nhwc"}
+    # the Detector tells LiteRT that it feeds NCHW and the file takes NHWC
+    options = with_layouts(plan.options, labelled.manifest, plan.artifact)
+    assert options.extra == {"layout": "nchw", "model_layout": "nhwc"}
     no_litert = replace(facts, runtimes={"onnxruntime": "1"})
     plan = make_plan(labelled, load_profile("rpi5"), Request(), no_litert)
     assert (plan.artifact.key, plan.backend) == ("onnx/int8", "onnxruntime")
@@ -132,11 +159,18 @@ def test_npu_missing_is_an_error_unless_fallback_allowed(bundle, here, caplog) -
 
 
 def test_npu_plan_with_an_npu(labelled) -> None:
-    facts = Facts(arch="x86_64", cores=16, runtimes={"openvino": "2026"},
-                  openvino_devices=("CPU", "GPU", "NPU"))
+    facts = Facts(
+        arch="x86_64",
+        cores=16,
+        runtimes={"openvino": "2026"},
+        openvino_devices=("CPU", "GPU", "NPU"),
+    )
     plan = make_plan(labelled, load_profile("intel-core-ultra-npu"), Request(), facts)
     assert (plan.artifact.key, plan.backend, plan.options.device) == (
-        "openvino/fp32", "openvino", "npu")
+        "openvino/fp32",
+        "openvino",
+        "npu",
+    )
     assert "fallback" not in plan.options.extra and plan.options.extra["cache_dir"]
 
 
@@ -146,8 +180,10 @@ def test_cpu_picks_by_profile_order_among_installed_runtimes(labelled, here) -> 
     fp32 = make_plan(labelled, board, Request(precision=Precision.FP32), here)
     assert (fp32.artifact.key, fp32.options.extra) == ("openvino/fp32", {"precision": "fp32"})
     no_ov = replace(here, runtimes={"ai-edge-litert": "2.3"})
-    assert make_plan(labelled, board, Request(precision=Precision.FP32),
-                     no_ov).artifact.key == "tflite/fp32"
+    assert (
+        make_plan(labelled, board, Request(precision=Precision.FP32), no_ov).artifact.key
+        == "tflite/fp32"
+    )
     with pytest.raises(MissingDependencyError):
         make_plan(labelled, board, Request(), replace(here, runtimes={}))
 
