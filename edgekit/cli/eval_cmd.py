@@ -63,7 +63,7 @@ def eval_command(
     )
     console.print(
         table(
-            f"{model} [{detector.artifact.key} on {detector.backend.executed_on}] "
+            f"{model} ({detector.artifact.key} on {detector.backend.executed_on}) "
             f"on {data} ({result.images} images)",
             ["class", "instances", "mAP@0.5", "mAP@0.5:0.95"],
             rows,
