@@ -65,14 +65,18 @@ def resize_image(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Letter
 
 def to_tensor(resized: np.ndarray, spec: InputSpec) -> np.ndarray:
     """Turns a resized BGR uint8 image into the model's input tensor (batch of one)."""
-    image = resized[..., ::-1] if spec.color is ColorOrder.RGB else resized
-    mean = np.asarray(spec.mean, np.float32)
-    inv_std = 1.0 / np.asarray(spec.std, np.float32)
+    rgb = spec.color is ColorOrder.RGB
+    if spec.layout is Layout.NCHW and spec.dtype == "float32" and len(set(spec.std)) == 1:
+        # OpenCV's C++ blob does swap, mean, scale and HWC->CHW in one pass: 0.24 ms against
+        # 0.66 ms for the numpy path at 320x320 (benchmarks/prepost_latency.py), identical
+        # values. Its mean is given in the output channel order, as the spec's is.
+        return cv2.dnn.blobFromImage(resized, 1.0 / spec.std[0], mean=spec.mean, swapRB=rgb)
+    image = resized[..., ::-1] if rgb else resized
     if spec.dtype == "uint8":
         tensor = np.ascontiguousarray(image)
-    elif not mean.any() and np.all(inv_std == inv_std[0]):
-        tensor = image.astype(np.float32) * inv_std[0]  # the common case: one multiply
     else:
+        mean = np.asarray(spec.mean, np.float32)
+        inv_std = 1.0 / np.asarray(spec.std, np.float32)
         tensor = (image.astype(np.float32) - mean) * inv_std
     if spec.layout is Layout.NCHW:
         tensor = tensor.transpose(2, 0, 1)

@@ -111,3 +111,15 @@ def test_postprocess_maps_to_original_and_clips() -> None:
 def test_non_detection_output_is_refused() -> None:
     with pytest.raises(ModelError, match=r"\[1, 7, N\]"):
         check_yolo_output((1, 10), 3)
+
+
+def test_fast_nchw_path_matches_the_general_formula() -> None:
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    for color in (ColorOrder.RGB, ColorOrder.BGR):
+        spec = replace(SPEC, color=color, mean=(10.0, 20.0, 30.0), std=(2.0, 2.0, 2.0))
+        tensor, _ = preprocess(image, spec)
+        resized, _ = resize_image(image, spec)
+        ordered = resized[..., ::-1] if color is ColorOrder.RGB else resized
+        expected = ((ordered.astype(np.float32) - np.float32([10, 20, 30])) / 2).transpose(2, 0, 1)
+        np.testing.assert_allclose(tensor[0], expected, atol=1e-5)
