@@ -39,12 +39,14 @@ def decode(
     conf = spec.conf_threshold if conf is None else conf
     iou = spec.iou_threshold if iou is None else iou
     scores = pred[4:]
-    class_id = scores.argmax(0)
-    confidence = scores[class_id, np.arange(scores.shape[1])]
+    # max over classes first (a contiguous reduction, ~3 us), argmax only for the few anchors
+    # above the threshold: argmax over all 2100 anchors costs ~37 us on its own.
+    confidence = scores.max(0)
     keep = confidence > conf
     if not keep.any():
         return Detections.empty()
-    boxes, class_id, confidence = pred[:4, keep].T, class_id[keep], confidence[keep]
+    boxes, confidence = pred[:4, keep].T, confidence[keep]
+    class_id = scores[:, keep].argmax(0)
     xyxy = np.empty_like(boxes)
     half = boxes[:, 2:] / 2
     xyxy[:, :2] = boxes[:, :2] - half
