@@ -3,9 +3,14 @@
 ``import edgekit.export`` stays light (no torch, onnx, onnxruntime or OpenCV): the CLI imports
 it for ``--help``. Heavy modules load inside the functions that use them.
 
+Every artifact of the format x precision matrix is converted from one parity-checked fp32
+ONNX file and, given a validation set, measured against it before it is handed over (the
+accuracy gate, gate.py); the orchestration of one export lives in matrix.py.
+
 Example:
     from edgekit.export import export
-    bundle = export("sample", "out/sample")
+    bundle = export("sample", "out/sample", formats=("onnx", "openvino", "tflite"),
+                    precisions=("fp32", "fp16", "int8"), calib="calib/images", val="val")
 """
 
 from __future__ import annotations
@@ -37,18 +42,42 @@ from edgekit.registry import Registry
 from .loaders import SAMPLE, LoadedModel, load_model
 
 __all__ = ["export", "load_model", "LoadedModel", "EXPORTERS", "SAMPLE", "DEFAULT_IMGSZ",
-           "export_onnx", "describe_onnx", "check_parity"]
+           "ExportIncomplete", "export_onnx", "describe_onnx", "check_parity"]
 
 DEFAULT_IMGSZ = 640  # the size YOLOv8/YOLO11 detectors are trained at
+REPORT = "export_report.json"  # not an artifact: what was asked, what came out, and why
 
-# One entry per format: "module:function" with export_onnx's signature, loaded on first use.
-# OpenVINO and TFLite (and precisions) come in a later issue as entries here.
-EXPORTERS: Registry[Callable[..., Path]] = Registry(
-    "exporter", {Format.ONNX.value: "edgekit.export.onnx:export_onnx"})
+# One entry per format: "module:function", each ``export_<fmt>(job: ExportJob) ->
+# ExportedFile`` (see jobs.py), loaded on first use. The fp32 ONNX file every other artifact
+# is converted from is written by ``onnx.export_onnx`` before any of them.
+EXPORTERS: Registry[Callable[..., Any]] = Registry("exporter", {
+    Format.ONNX.value: "edgekit.export.quantize_onnx:export_onnx_artifact",
+    Format.OPENVINO.value: "edgekit.export.openvino_ir:export_openvino",
+    Format.TFLITE.value: "edgekit.export.tflite:export_tflite",
+})
 
 # Public names that live in heavy modules: imported on first access.
 _LAZY = {"export_onnx": "onnx", "describe_onnx": "onnx", "check_parity": "parity"}
-_TOOLS = ("torch", "onnx", "onnxruntime", "onnxslim", "edgekit")
+_TOOLS = ("torch", "onnx", "onnxruntime", "onnxslim", "openvino", "nncf", "litert-torch",
+          "ai-edge-litert", "edgekit")
+_REFERENCE = (Format.ONNX, Precision.FP32)
+
+
+class ExportIncomplete(EdgekitError):
+    """The bundle was written, but some artifacts failed to export or failed the gate.
+
+    Attributes:
+        bundle: The written bundle (every artifact that succeeded, each marked).
+        report: The export report (also saved in the bundle as ``export_report.json``).
+    """
+
+    exit_code = 1  # not bad input (2): the work ran and its result is below the bar
+
+    def __init__(self, message: str, *, hint: str, bundle: Bundle,
+                 report: dict[str, Any]) -> None:
+        super().__init__(message, hint=hint)
+        self.bundle = bundle
+        self.report = report
 
 
 def __getattr__(name: str) -> Any:
@@ -58,10 +87,19 @@ def __getattr__(name: str) -> Any:
 
 
 def export(model: Any, out: str | Path, *, formats: Iterable[Format | str] = (Format.ONNX,),
+           precisions: Iterable[Precision | str] = (Precision.FP32,),
+           calib: Any = None, val: Any = None, max_drop: float = 1.0,
            imgsz: int | None = None, labels: list[str] | None = None, name: str | None = None,
            opset: int = 17, weights: str | Path | None = None,
+           scheme: str | None = None, calib_count: int | None = None, threads: int = 2,
            progress: Callable[[str], None] | None = None) -> Bundle:
-    """Exports a detector into a bundle directory, written atomically.
+    """Exports a detector into a bundle: every format at every precision, each one measured.
+
+    The fp32 ONNX file is written first and checked against the source (parity); every other
+    artifact is converted from it. With ``val``, every artifact is evaluated on that dataset
+    against the fp32 ONNX reference (the accuracy gate, see ``gate.py``); one that drops more
+    than ``max_drop`` mAP@0.5:0.95 points is retried with fallbacks, and stays in the bundle
+    marked ``accuracy["gate"] == "failed"`` if none recovers it.
 
     Args:
         model: An ``nn.Module``, a ``.pt2``/TorchScript/``.onnx`` path, a
@@ -69,40 +107,73 @@ def export(model: Any, out: str | Path, *, formats: Iterable[Format | str] = (Fo
             :class:`LoadedModel`.
         out: The bundle directory; an existing bundle there is replaced only once the new
             one is complete.
-        formats: Formats to produce. Only ONNX is available for now.
-        imgsz: Square input size. Default: the model's own (the sample's config, a static
-            ONNX or .pt2 input), else 640.
-        labels: Class names. Default: the model's own (sample config, ONNX metadata), else
-            ``class0..classK-1`` from the output shape (with a warning).
+        formats: Formats to produce (onnx, openvino, tflite).
+        precisions: Precisions to produce for each format (fp32, fp16, int8).
+        calib: Calibration images for INT8: a folder of images, a video file, a dataset path
+            or a loaded :class:`~edgekit.data.dataset.Dataset`.
+        val: A labelled validation dataset (path or Dataset) whose classes match the model's;
+            required for fp16/int8, whose accuracy is never handed over unmeasured.
+        max_drop: Largest mAP@0.5:0.95 drop vs fp32 an artifact may have, in points.
+        imgsz: Square input size. Default: the model's own, else 640.
+        labels: Class names. Default: the model's own, else ``class0..``.
         name: Bundle name. Default: derived from the source.
         opset: ONNX opset to pin.
         weights: State dict for a ``module:factory`` source (or custom sample weights).
+        scheme: ONNX INT8 scheme, "u8s8" (x86) or "s8s8" (TensorRT, Arm). Default: this
+            machine's.
+        calib_count: Most calibration images to use (default
+            :data:`~edgekit.export.calibration.DEFAULT_SAMPLES`).
+        threads: Inference threads while measuring the gate's latency.
         progress: Called with one line per step, for a CLI to display.
 
     Returns:
         The written bundle, loaded back and verified.
 
     Raises:
-        EdgekitError: A requested format is not available.
-        ModelError: The model cannot be loaded, exported, or is not a detection head.
+        ExportIncomplete: The bundle was written, but an artifact failed to export or failed
+            the gate (``.bundle`` and ``.report`` say which).
+        EdgekitError: A format or precision is unknown, or int8/fp16 was asked without the
+            data it needs.
+        DatasetError: The calibration or validation data is unusable (the file is named).
+        ModelError: The model cannot be loaded or exported to ONNX at all.
         BundleError: ``out`` cannot be written, or is a non-bundle directory.
     """
     say = progress or _silent
-    wanted = _formats(formats)
+    cells = _cells(_formats(formats), _precisions(precisions))
+    _check_inputs(cells, calib, val)
     _check_destination(Path(out))
     loaded = load_model(model, weights=weights, imgsz=imgsz)
     say(f"loaded {loaded.description}")
     size = _imgsz(loaded, imgsz)
     labels = labels or loaded.labels
+    val = _validation(val, labels)
     with tempfile.TemporaryDirectory(prefix="edgekit-export-") as tmp:
         work = Path(tmp)
-        files = {}
-        for fmt in wanted:
-            say(f"exporting {fmt.value} at {size[0]}x{size[1]} (opset {opset})")
-            files[fmt] = EXPORTERS.load(fmt.value)(loaded, work / f"model.{fmt.value}",
-                                                   imgsz=size, opset=opset, labels=labels)
-        return _write_bundle(loaded, out, files[Format.ONNX], work, labels=labels, name=name,
-                             say=say)
+        say(f"exporting onnx fp32 at {size[0]}x{size[1]} (opset {opset})")
+        from .onnx import export_onnx
+
+        onnx_file = export_onnx(loaded, work / "model.onnx", imgsz=size, opset=opset,
+                                labels=labels)
+        base = _base(loaded, onnx_file, work, labels=labels, say=say)
+        from .matrix import Matrix
+
+        matrix = Matrix(loaded=loaded, base=base, work=work, cells=cells, say=say,
+                        max_drop=max_drop, scheme=scheme, threads=threads)
+        matrix.prepare(calib=calib, val=val, calib_count=calib_count)
+        matrix.export_all()
+        report = _write_bundle(loaded, out, base, matrix, name=name, say=say)
+    bundle = Bundle.load(out)
+    failed = [c for c in report["cells"] if c["status"] != "ok"]
+    if failed:
+        raise ExportIncomplete(
+            f"{len(failed)} of {len(report['cells'])} artifacts did not pass: "
+            + "; ".join(f"{c['key']} {c['status']}" + (f" ({c['error']})" if c.get("error")
+                                                          else "") for c in failed),
+            hint=f"The bundle at {out} keeps every artifact that succeeded, each marked "
+                 f"(see {REPORT}). Use a passing precision, more/better calibration "
+                 "images, or a larger --max-drop if that loss is acceptable.",
+            bundle=bundle, report=report)
+    return bundle
 
 
 def _silent(_line: str) -> None:
@@ -110,17 +181,45 @@ def _silent(_line: str) -> None:
 
 
 def _formats(formats: Iterable[Format | str]) -> list[Format]:
-    wanted = [Format.parse(f) for f in ([formats] if isinstance(formats, str) else formats)]
+    wanted = _unique(Format.parse(f) for f in ([formats] if isinstance(formats, str)
+                                                else formats))
     missing = [f.value for f in wanted if f.value not in EXPORTERS]
     if missing:
         raise EdgekitError(
             f"Exporting to {', '.join(missing)} is not available yet.",
             hint=f"Available now: {', '.join(EXPORTERS.names())}.",
         )
-    if Format.ONNX not in wanted:
-        # Every other format is converted from (and checked against) the ONNX file.
-        wanted.insert(0, Format.ONNX)
     return wanted
+
+
+def _precisions(precisions: Iterable[Precision | str]) -> list[Precision]:
+    return _unique(Precision.parse(p) for p in ([precisions] if isinstance(precisions, str)
+                                                 else precisions))
+
+
+def _unique(items: Iterable[Any]) -> list[Any]:
+    return list(dict.fromkeys(items))
+
+
+def _cells(formats: list[Format], precisions: list[Precision]) -> list[tuple[Format, Precision]]:
+    """format x precision, with the fp32 ONNX reference first: every other artifact is
+    converted from it and measured against it."""
+    cells = [(f, p) for f in formats for p in precisions]
+    return [_REFERENCE] + [c for c in cells if c != _REFERENCE]
+
+
+def _check_inputs(cells: list[tuple[Format, Precision]], calib: Any, val: Any) -> None:
+    """Fails before any minutes of work when the data a precision needs is missing."""
+    if calib is None and any(p is Precision.INT8 for _, p in cells):
+        raise EdgekitError("INT8 export needs calibration images (calib=... / --calib).",
+                           hint="Pass a folder of images, a video or a dataset that looks "
+                                "like what the model will see (a few hundred images).")
+    if val is None and any(p is not Precision.FP32 for _, p in cells):
+        raise EdgekitError(
+            "fp16/int8 artifacts need a validation dataset (val=... / --val): their accuracy "
+            "is measured against fp32 before they are handed over.",
+            hint="Pass a labelled COCO or YOLO dataset with the model's classes "
+                 "(`edgekit sample-data DIR` makes one for the sample model).")
 
 
 def _check_destination(out: Path) -> None:
@@ -137,9 +236,22 @@ def _imgsz(loaded: LoadedModel, imgsz: int | None) -> tuple[int, int]:
     return loaded.imgsz or (DEFAULT_IMGSZ, DEFAULT_IMGSZ)
 
 
-def _write_bundle(loaded: LoadedModel, out: str | Path, onnx_file: Path, work: Path, *,
-                  labels: list[str] | None, name: str | None,
-                  say: Callable[[str], None]) -> Bundle:
+def _validation(val: Any, labels: list[str] | None) -> Any:
+    """Loads the validation set and, when the labels are known already, checks them before
+    any minutes of export work (otherwise the matrix checks them after the ONNX export)."""
+    if val is None:
+        return None
+    from edgekit.data.dataset import Dataset, check_labels, load_dataset
+
+    dataset = val if isinstance(val, Dataset) else load_dataset(val)
+    if labels:
+        check_labels(dataset.labels, labels, source=dataset.root)
+    return dataset
+
+
+def _base(loaded: LoadedModel, onnx_file: Path, work: Path, *, labels: list[str] | None,
+          say: Callable[[str], None]) -> dict[str, Any]:
+    """Describes and parity-checks the fp32 ONNX: the reference every artifact derives from."""
     from .onnx import describe_onnx
     from .parity import GOLDEN_FILE, SEEDS, check_parity
 
@@ -157,22 +269,36 @@ def _write_bundle(loaded: LoadedModel, out: str | Path, onnx_file: Path, work: P
             hint="Check the model has no train-mode layers or data-dependent control flow, "
                  "or try another opset.",
         )
+    return {"onnx": onnx_file, "info": info, "labels": list(labels), "spec": spec,
+            "parity": parity, "golden": work / GOLDEN_FILE}
+
+
+def _write_bundle(loaded: LoadedModel, out: str | Path, base: dict[str, Any], matrix: Any, *,
+                  name: str | None, say: Callable[[str], None]) -> dict[str, Any]:
+    import json
+
+    info = base["info"]
     manifest = Manifest(
-        name=name or _default_name(loaded), labels=list(labels), input=spec,
+        name=name or _default_name(loaded), labels=base["labels"], input=base["spec"],
         output=OutputSpec(name=info["output_name"]),
     )
     with BundleWriter(out, manifest) as writer:
-        writer.add_file(onnx_file, format=Format.ONNX, precision=Precision.FP32,
+        writer.add_file(base["onnx"], format=Format.ONNX, precision=Precision.FP32,
                         name="model.onnx", opset=info["opset"], simplified=info["simplified"],
-                        output_shape=info["output_shape"])
+                        output_shape=info["output_shape"], layout="nchw")
         # Not an artifact (no runtime loads it): its sha256 sits in provenance.parity.
-        shutil.copyfile(work / GOLDEN_FILE, writer.staging / GOLDEN_FILE)
+        shutil.copyfile(base["golden"], writer.staging / base["golden"].name)
+        matrix.add_files(writer)
+        matrix.check(writer)
         writer.update(provenance=Provenance(
             source=loaded.source, source_sha256=loaded.source_sha256, created=utc_now(),
-            tools=_tool_versions(), parity=parity,
+            tools=_tool_versions(), parity=base["parity"],
+            calibration_sha256=matrix.calibration.sha256 if matrix.calibration else None,
         ))
+        report = matrix.report()
+        (writer.staging / REPORT).write_text(json.dumps(report, indent=2, default=str) + "\n")
     say(f"wrote {out}")
-    return Bundle.load(out)
+    return report
 
 
 def _placeholder_labels(shape: list, source: str, say: Callable[[str], None]) -> list[str]:

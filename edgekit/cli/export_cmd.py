@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -20,7 +21,37 @@ from ._ui import console, table, write_json
     help="Bundle directory to write (replaced atomically if it exists).",
 )
 @click.option(
-    "--to", "formats", default="onnx", show_default=True, help="Comma-separated formats to export."
+    "--to", "formats", default="onnx", show_default=True,
+    help="Comma-separated formats: onnx, openvino, tflite.",
+)
+@click.option(
+    "--precision", "precisions", default="fp32", show_default=True,
+    help="Comma-separated precisions for every format: fp32, fp16, int8.",
+)
+@click.option(
+    "--calib", default=None,
+    help="Calibration images for int8: a folder of images, a video, or a dataset.",
+)
+@click.option(
+    "--calib-count", type=click.IntRange(1), default=None,
+    help="Most calibration images to use (default 200).",
+)
+@click.option(
+    "--val", default=None,
+    help="Labelled dataset (COCO/YOLO) with the model's classes: every artifact is "
+         "evaluated on it against fp32 (required for fp16/int8).",
+)
+@click.option(
+    "--max-drop", type=float, default=1.0, show_default=True,
+    help="Largest mAP@0.5:0.95 drop vs fp32 (points) an artifact may have.",
+)
+@click.option(
+    "--scheme", type=click.Choice(["u8s8", "s8s8"]), default=None,
+    help="ONNX INT8 scheme (default: u8s8 on x86, s8s8 on Arm; s8s8 for TensorRT).",
+)
+@click.option(
+    "--threads", type=click.IntRange(1), default=2, show_default=True,
+    help="Inference threads while measuring latency.",
 )
 @click.option(
     "--imgsz",
@@ -54,6 +85,13 @@ def export_command(
     model: str,
     out: Path,
     formats: str,
+    precisions: str,
+    calib: str | None,
+    calib_count: int | None,
+    val: str | None,
+    max_drop: float,
+    scheme: str | None,
+    threads: int,
     imgsz: int | None,
     weights: Path | None,
     labels: str | None,
@@ -61,42 +99,73 @@ def export_command(
     opset: int,
     json_path: str | None,
 ) -> None:
-    """Export MODEL (`sample`, .pt2, TorchScript, .onnx, or module:factory) to a bundle."""
+    """Export MODEL (`sample`, .pt2, TorchScript, .onnx, or module:factory) to a bundle.
+
+    Every --to format is written at every --precision; with --val each artifact is evaluated
+    against fp32 and the command exits 1 when one drops more than --max-drop.
+    """
     import dataclasses
 
-    from ..bundle import Format
     from ..errors import require
 
     export_api = require(
         "edgekit.export", package="edgekit[export]", extra="export", purpose="exporting models"
     )
-    chosen = tuple(Format.parse(f.strip()) for f in formats.split(",") if f.strip())
-    bundle = export_api.export(
-        model,
-        out,
-        formats=chosen,
-        imgsz=imgsz,
-        weights=weights,
-        labels=[s.strip() for s in labels.split(",")] if labels else None,
-        name=name,
-        opset=opset,
-        progress=lambda msg: console.print(f"[green]✓[/] {msg}"),
+    with console.status("starting") as status:
+        def progress(message: str) -> None:
+            bad = "FAIL" in message or "drops" in message
+            console.print(f"[bold red]✗[/] {message}" if bad else f"[green]✓[/] {message}",
+                          highlight=False)
+            status.update(f"after: {message}")
+
+        try:
+            bundle = export_api.export(
+                model, out, formats=_split(formats), precisions=_split(precisions),
+                calib=calib, val=val, max_drop=max_drop, scheme=scheme,
+                calib_count=calib_count, threads=threads, imgsz=imgsz, weights=weights,
+                labels=_split(labels) if labels else None, name=name, opset=opset,
+                progress=progress,
+            )
+        except export_api.ExportIncomplete as incomplete:
+            status.stop()
+            console.print(results_table(incomplete.bundle))
+            write_json(json_path, dataclasses.asdict(incomplete.bundle.manifest))
+            raise
+    console.print(results_table(bundle))
+    write_json(json_path, dataclasses.asdict(bundle.manifest))
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def results_table(bundle: Any) -> Any:
+    """format x precision -> size, mAP@0.5:0.95, delta vs fp32, agreement, gate, latency."""
+    rows = []
+    for a in bundle.manifest.artifacts:
+        acc = a.accuracy or {}
+        size = a.size + sum((bundle.path / name).stat().st_size
+                            for name in a.details.get("companions", {}))
+        delta = acc.get("delta_map50_95")
+        gate = acc.get("gate", "not measured")
+        rows.append((
+            a.format, a.precision, f"{size / 1e6:.2f} MB",
+            f"{100 * acc['map50_95']:.2f}" if acc.get("map50_95") is not None else None,
+            f"{delta:+.2f}" if delta is not None and gate != "reference" else None,
+            f"{acc['agreement']:.3f}" if acc.get("agreement") is not None else None,
+            f"[red]{gate}[/]" if gate == "failed" else gate,
+            acc.get("fallback"),
+            f"{a.details['latency_ms_median']:.2f} ms"
+            if a.details.get("latency_ms_median") is not None else None,
+            # Raw outputs hold pixel boxes of every anchor, low-score ones included: a max
+            # |diff| says something for fp32 (conversion parity), not for reduced precision.
+            f"{a.details['golden_max_abs_diff']:.1e}"
+            if a.details.get("golden_max_abs_diff") is not None
+            and a.precision.value == "fp32" else None,
+        ))
+    return table(
+        f"bundle {bundle.path}",
+        ["format", "precision", "size", "mAP@0.5:0.95", "Δ vs fp32", "agreement", "gate",
+         "fallback", "median latency", "fp32 parity max |Δ|"],
+        rows,
     )
-    m = bundle.manifest
-    console.print(
-        table(
-            f"bundle {bundle.path}",
-            ["format", "precision", "file", "size", "parity max |Δ|"],
-            [
-                (
-                    a.format,
-                    a.precision,
-                    a.file,
-                    f"{a.size / 1e6:.2f} MB",
-                    a.details.get("parity_max_abs_diff", m.provenance.parity.get("max_abs_diff")),
-                )
-                for a in m.artifacts
-            ],
-        )
-    )
-    write_json(json_path, dataclasses.asdict(m))

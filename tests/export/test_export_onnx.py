@@ -21,7 +21,7 @@ pytest.importorskip("onnxruntime")
 from edgekit.export import export, load_model  # noqa: E402
 
 from edgekit.bundle import Bundle, Format, sha256_file  # noqa: E402
-from edgekit.errors import BundleError, EdgekitError, ModelError  # noqa: E402
+from edgekit.errors import BundleError, ModelError  # noqa: E402
 
 # Deprecation notices from building the test's own TorchScript/legacy-ONNX fixtures.
 pytestmark = [
@@ -294,12 +294,6 @@ def test_parity_failure_refuses_to_write(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="(?s)Drifting differs from torch.*no bundle"):
         export(Drifting().eval(), tmp_path / "b", imgsz=IMGSZ, labels=["a", "b", "c"])
     assert list(tmp_path.iterdir()) == []
-
-
-def test_other_formats_are_not_available_yet(tmp_path: Path, tiny) -> None:
-    with pytest.raises(EdgekitError, match="tflite is not available yet"):
-        export(tiny, tmp_path / "b", formats=(Format.ONNX, Format.TFLITE), imgsz=IMGSZ)
-    assert not (tmp_path / "b").exists()
 
 
 def test_import_stays_light() -> None:

@@ -1,0 +1,256 @@
+"""The accuracy gate: every artifact measured on a validation set against the fp32 reference.
+
+An INT8 export can lose half its accuracy without any error (shared/TOOLCHAIN.md: 46% of
+decisions agreed when the decode tail was quantized), so nothing leaves ``export()`` without
+these numbers. Each artifact runs through :class:`edgekit.detector.Detector` on its own
+backend, with the manifest's pre/post-processing, exactly as a user would run it:
+
+- mAP@0.5:0.95 and its delta vs the fp32 ONNX artifact (points, 0-100 scale);
+- per-class AP@0.5:0.95 deltas (a drop can hide in one class behind a stable mean);
+- output agreement: the fraction of the reference's detections (score >= the manifest's
+  threshold) that the artifact also makes, same class, IoU >= 0.5;
+- the median inference latency seen while evaluating (a by-product, not a benchmark).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.backends import BackendOptions
+from edgekit.bundle import Artifact, Bundle, Format, OutputSpec, Precision
+from edgekit.data.dataset import Dataset
+from edgekit.types import Detections
+
+from .jobs import ExportJob
+
+__all__ = ["DEFAULT_MAX_DROP", "EVAL_CONF", "EVAL_IOU", "MATCH_IOU", "Measurement",
+           "agreement", "backend_options", "compare", "fallbacks", "measure", "with_accuracy"]
+
+DEFAULT_MAX_DROP = 1.0  # mAP@0.5:0.95 points
+EVAL_CONF, EVAL_IOU = 0.001, 0.6  # COCO-style mAP wants a low threshold (as `edgekit eval`)
+MATCH_IOU = 0.5
+
+
+@dataclass(frozen=True, kw_only=True)
+class Measurement:
+    """One artifact's results on the validation set."""
+
+    key: str
+    map50: float
+    map50_95: float
+    per_class: dict[str, dict[str, Any]]
+    detections: dict[int, Detections]
+    latency_ms: float
+    executed_on: str
+    images: int
+
+
+def backend_options(bundle: Bundle, artifact: Artifact, *, threads: int) -> BackendOptions:
+    """The options a CPU runner gives this artifact: f32 OpenVINO, LiteRT layout facts."""
+    extra: dict[str, Any] = {}
+    if artifact.format is Format.OPENVINO:
+        # f32, not this CPU's silent bf16 default (TOOLCHAIN.md): INT8 IR runs its int8
+        # kernels either way; fp32/fp16 IR are measured at what they claim.
+        extra["precision"] = "fp32"
+    elif artifact.format is Format.TFLITE:
+        extra["layout"] = str(bundle.manifest.input.layout)
+        if artifact.details.get("layout"):
+            extra["model_layout"] = str(artifact.details["layout"])
+    return BackendOptions(threads=threads, device="cpu", extra=extra)
+
+
+def measure(bundle: Bundle, artifact: Artifact, dataset: Dataset, *,
+            threads: int = 2) -> Measurement:
+    """Runs one artifact over the dataset on its backend and scores it with COCOeval.
+
+    Raises:
+        EdgekitError: The artifact cannot be loaded by its runtime, or an image is unreadable.
+    """
+    from edgekit.detector import Detector
+    from edgekit.eval import evaluate_detections
+
+    detector = Detector(bundle, artifact, options=backend_options(bundle, artifact,
+                                                                  threads=threads))
+    results, times = {}, []
+    for sample in dataset.items:
+        results[sample.image_id] = detector(dataset.read_image(sample), conf=EVAL_CONF,
+                                            iou=EVAL_IOU)
+        times.append(detector.times.inference)
+    scored = evaluate_detections(results, dataset)
+    return Measurement(key=artifact.key, map50=scored.map50, map50_95=scored.map50_95,
+                       per_class=scored.per_class, detections=results,
+                       latency_ms=statistics.median(times) if times else math.nan,
+                       executed_on=detector.backend.executed_on, images=len(dataset.items))
+
+
+def compare(reference: Measurement, candidate: Measurement, *, max_drop: float,
+            conf: float) -> dict[str, Any]:
+    """The gate's verdict on ``candidate``, as stored in ``Artifact.accuracy``.
+
+    Args:
+        reference: The fp32 reference's measurement.
+        candidate: The artifact's measurement (the reference itself gives "reference").
+        max_drop: Largest allowed mAP@0.5:0.95 drop, in points.
+        conf: Score threshold of the deployed decisions (the manifest's), for agreement.
+
+    Returns:
+        ``map50``, ``map50_95`` (0-1), ``delta_map50_95`` (points, negative = worse),
+        ``per_class`` APs, ``per_class_delta`` (points), ``agreement`` (0-1),
+        ``reference``, ``max_drop``, ``images`` and ``gate`` ("passed", "failed" or
+        "reference").
+    """
+    delta = _points(candidate.map50_95) - _points(reference.map50_95)
+    per_class_delta = {
+        name: _round(_points(ap["ap50_95"]) - _points(reference.per_class[name]["ap50_95"]))
+        for name, ap in candidate.per_class.items() if name in reference.per_class
+    }
+    is_reference = candidate.key == reference.key
+    passed = not math.isnan(delta) and -delta <= max_drop
+    return {
+        "map50": _json(candidate.map50),
+        "map50_95": _json(candidate.map50_95),
+        "delta_map50_95": _round(delta),
+        "per_class": {name: {"ap50_95": _json(ap["ap50_95"]), "ap50": _json(ap["ap50"]),
+                             "instances": ap["instances"]}
+                      for name, ap in candidate.per_class.items()},
+        "per_class_delta": per_class_delta,
+        "agreement": _round(agreement(reference.detections, candidate.detections, conf=conf),
+                            4),
+        "reference": reference.key,
+        "max_drop": max_drop,
+        "images": candidate.images,
+        "gate": "reference" if is_reference else ("passed" if passed else "failed"),
+    }
+
+
+def agreement(reference: dict[int, Detections], candidate: dict[int, Detections], *,
+              conf: float, iou: float = MATCH_IOU) -> float:
+    """Fraction of reference detections (score >= conf) matched one-to-one by a candidate
+    detection of the same class (score >= conf) at IoU >= ``iou``; 1.0 when there are none."""
+    total = matched = 0
+    for image_id, ref in reference.items():
+        keep_r = ref.confidence >= conf
+        cand = candidate.get(image_id)
+        total += int(keep_r.sum())
+        if cand is None or not keep_r.any():
+            continue
+        keep_c = cand.confidence >= conf
+        matched += _greedy_matches(ref.xyxy[keep_r], ref.class_id[keep_r],
+                                   cand.xyxy[keep_c], cand.class_id[keep_c], iou)
+    return matched / total if total else 1.0
+
+
+def _greedy_matches(a: np.ndarray, a_cls: np.ndarray, b: np.ndarray, b_cls: np.ndarray,
+                    threshold: float) -> int:
+    if not len(a) or not len(b):
+        return 0
+    ious = _iou(a, b)
+    ious[a_cls[:, None] != b_cls[None, :]] = 0.0
+    count = 0
+    # Best pairs first, each box used once: the matching COCOeval and trackers use.
+    for flat in np.argsort(-ious, axis=None):
+        i, j = divmod(int(flat), ious.shape[1])
+        if ious[i, j] < 0:  # its row or column is already taken
+            continue
+        if ious[i, j] < threshold:
+            break
+        count += 1
+        ious[i, :] = -1.0
+        ious[:, j] = -1.0
+    return count
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
+    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def _points(value: float) -> float:
+    return 100.0 * value if not math.isnan(value) else math.nan
+
+
+def _round(value: float, digits: int = 3) -> float | None:
+    return None if math.isnan(value) else round(float(value), digits)
+
+
+def _json(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def with_accuracy(artifact: Artifact, accuracy: dict[str, Any], **details: Any) -> Artifact:
+    """The artifact with its gate results (and extra details such as latency) recorded."""
+    return replace(artifact, accuracy=accuracy, details={**artifact.details, **details})
+
+
+# --- fallbacks -------------------------------------------------------------------------------
+
+# Fractions of the weighted layers to keep in float, tried in turn by the harmful-layer
+# fallback: a few layers usually carry most of the loss; beyond a quarter INT8 buys little.
+HARMFUL_FRACTIONS = (0.1, 0.25)
+# NNCF's accuracy control re-validates many times; a subset keeps it to minutes.
+CONTROL_IMAGES = 200
+CONTROL_MARGIN = 0.5
+
+
+def fallbacks(fmt: Format, job: ExportJob | None, *, failing: Path, dataset: Dataset,
+              max_drop: float, output: OutputSpec) -> Iterator[tuple[str, Callable[[], Any]]]:
+    """The ways to recover an artifact that failed the gate, cheapest first.
+
+    Yields ``(name, run)``; ``run()`` re-exports and returns an ``ExportedFile``:
+
+    - ``keep-float-tail``: the decode/score tail back to float (when it was quantized);
+    - ``exclude-harmful-layers`` (ONNX INT8): the layers whose quantization adds the most
+      noise (lowest SQNR, measured on calibration images) kept in float;
+    - ``nncf-accuracy-control`` (OpenVINO INT8): NNCF reverts layers by their measured mAP
+      cost until the drop is within ``max_drop``.
+    """
+    from . import EXPORTERS
+
+    if job is None or job.precision is Precision.FP32:
+        return  # a float artifact that drops is a conversion bug, not a precision trade-off
+    export_fn = EXPORTERS.load(fmt.value)
+    if not job.keep_float_tail:
+        job = replace(job, keep_float_tail=True)
+        yield "keep-float-tail", lambda: export_fn(job)
+    if job.precision is not Precision.INT8:
+        return
+    if fmt is Format.ONNX:
+        for fraction in HARMFUL_FRACTIONS:
+            yield (f"exclude-harmful-layers ({fraction:.0%})",
+                   lambda f=fraction: _without_harmful(job, failing, f))
+    elif fmt is Format.OPENVINO:
+        from .openvino_ir import export_openvino
+
+        subset = dataset.subset(min(len(dataset), CONTROL_IMAGES), seed=0)
+        # NNCF judges the drop on the subset; the gate on the whole set. A margin keeps a
+        # subset that flatters the model from ending the search early (seen: the search
+        # stopped at once and the full-set drop stayed 1.53 points).
+        yield "nncf-accuracy-control", lambda: export_openvino(
+            replace(job, workdir=job.workdir / "accuracy-control"), validation=subset,
+            max_drop=CONTROL_MARGIN * max_drop, output=output)
+
+
+def _without_harmful(job: ExportJob, failing: Path, fraction: float) -> Any:
+    import onnx
+
+    from .quantize_onnx import WEIGHT_OPS, export_onnx_artifact, harmful_nodes
+
+    layers = sum(n.op_type in WEIGHT_OPS for n in onnx.load(str(job.onnx_fp32)).graph.node)
+    count = max(1, math.ceil(fraction * layers))
+    workdir = job.workdir / f"harmful-{count}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    nodes = harmful_nodes(job.onnx_fp32, failing, (job.calibration or [])[:32],
+                          input_name=job.spec.name, count=count, workdir=workdir)
+    exported = export_onnx_artifact(replace(job, workdir=workdir), exclude=nodes)
+    return replace(exported, details={**exported.details, "fallback_excluded": nodes})

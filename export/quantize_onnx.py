@@ -1,0 +1,242 @@
+"""ONNX artifacts at fp32, fp16 and INT8 (static QDQ), from the fp32 ONNX export.
+
+- fp16: onnxruntime's float16 converter with float32 inputs/outputs, so every caller keeps
+  feeding the float32 tensor from :func:`edgekit.preprocess.preprocess`.
+- INT8: ``onnxruntime.quantization.quantize_static`` in QDQ format, calibrated on the job's
+  preprocessed tensors. The scheme follows the target: U8S8 (uint8 activations, int8 weights)
+  is about 2x fp32 on x86, where S8S8 was slower than fp32; S8S8 is what TensorRT and Arm
+  kernels want (shared/TOOLCHAIN.md).
+- The detection head's decode/concat tail stays float at both reduced precisions: one INT8
+  tensor mixing pixel boxes with 0..1 scores destroyed the scores (decisions agreed 46% of
+  the time, TOOLCHAIN.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import shutil
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from enum import Enum
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.bundle import Precision
+from edgekit.errors import ModelError, require
+
+from .jobs import ExportedFile, ExportJob
+
+__all__ = ["QuantScheme", "default_scheme", "export_onnx_artifact", "float_tail",
+           "harmful_nodes", "WEIGHT_OPS"]
+
+# Ops that carry weights: the float tail is everything between the last of them and the output.
+WEIGHT_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
+
+
+class QuantScheme(str, Enum):
+    """INT8 activation/weight types."""
+
+    U8S8 = "u8s8"  # x86 (VNNI kernels take uint8 x int8)
+    S8S8 = "s8s8"  # TensorRT, Arm
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def default_scheme(machine: str | None = None) -> QuantScheme:
+    """U8S8 on x86, S8S8 elsewhere (Arm boards, Jetson)."""
+    arch = (machine or platform.machine()).lower()
+    return QuantScheme.U8S8 if arch in ("x86_64", "amd64", "i386", "i686") else QuantScheme.S8S8
+
+
+def export_onnx_artifact(job: ExportJob, *, scheme: QuantScheme | str | None = None,
+                         exclude: Iterable[str] = ()) -> ExportedFile:
+    """Writes the job's ONNX artifact at its precision.
+
+    Args:
+        job: The artifact to produce.
+        scheme: INT8 scheme; default :func:`default_scheme` for this machine.
+        exclude: Further node names to keep in float (the gate's harmful-layer fallback).
+
+    Returns:
+        The file, with details: scheme, float nodes, tool versions.
+
+    Raises:
+        ModelError: onnxruntime's quantizer or the fp16 converter cannot take the model.
+    """
+    target = job.workdir / f"model_{job.precision.value}.onnx"
+    job.workdir.mkdir(parents=True, exist_ok=True)
+    if job.precision is Precision.FP32:
+        shutil.copyfile(job.onnx_fp32, target)
+        return ExportedFile(path=target, details={"layout": "nchw"})
+    tail = float_tail(job.onnx_fp32) if job.keep_float_tail else []
+    floats = sorted(set(tail) | set(exclude))
+    if job.precision is Precision.FP16:
+        _to_fp16(job.onnx_fp32, target, floats)
+        return ExportedFile(path=target, details={
+            "layout": "nchw", "io_dtype": "float32", "float_nodes": len(floats),
+            "float_tail": bool(tail), "tools": _versions("onnxruntime")})
+    scheme = QuantScheme(str(scheme or default_scheme()))
+    _to_int8(job, target, scheme, floats)
+    return ExportedFile(path=target, details={
+        "layout": "nchw", "scheme": f"QDQ {scheme.value.upper()}", "per_channel": True,
+        "calibration_images": len(job.calibration or ()), "float_tail": bool(tail),
+        "excluded_nodes": sorted(set(exclude)), "float_nodes": len(floats),
+        "tools": _versions("onnxruntime")})
+
+
+def float_tail(path: str | Path) -> list[str]:
+    """Names of the nodes between the last weighted op (Conv, Gemm, MatMul) and the output.
+
+    For a YOLOv8-style head that is the per-level reshapes, their concat and the box decode:
+    the part that mixes pixel-scale boxes with 0..1 scores.
+    """
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    producer = {out: node for node in graph.node for out in node.output}
+    tail, stack, seen = [], [o.name for o in graph.output], set()
+    while stack:
+        node = producer.get(stack.pop())
+        if node is None or node.name in seen or node.op_type in WEIGHT_OPS:
+            continue
+        seen.add(node.name)
+        tail.append(node.name)
+        stack.extend(node.input)
+    return tail
+
+
+def _to_fp16(source: Path, target: Path, floats: list[str]) -> None:
+    import onnx
+
+    # onnxruntime's copy of the converter: onnxconverter-common 1.16 refuses a float node
+    # that feeds the graph output when IO stays float32 ("The downstream node of the second
+    # cast node should be graph output"), which is exactly the kept-float decode tail.
+    float16 = require("onnxruntime.transformers.float16", package="onnxruntime",
+                      extra="export", purpose="fp16 ONNX export")
+    try:
+        model = float16.convert_float_to_float16(onnx.load(str(source)), keep_io_types=True,
+                                                 node_block_list=floats or None)
+        _sort_nodes(model.graph)  # the converter appends its input casts at the end
+        onnx.checker.check_model(model)
+    except Exception as exc:  # the converter raises untyped errors on unsupported graphs
+        raise ModelError(f"fp16 conversion of {source.name} failed: {_first(exc)}",
+                         hint="Export fp32 and int8 only, or report the op named above.") \
+            from None
+    onnx.save(model, str(target))
+
+
+def _sort_nodes(graph: Any) -> None:
+    """Puts nodes in topological order (the ONNX checker requires it)."""
+    have = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        ready = [n for n in pending if all(i in have for i in n.input)]
+        if not ready:
+            raise ModelError("the fp16 graph has a cycle or an undefined input")
+        for node in ready:
+            have.update(node.output)
+        ordered.extend(ready)
+        taken = {id(n) for n in ready}
+        pending = [n for n in pending if id(n) not in taken]
+    copies = [type(n)() for n in ordered]
+    for copy, node in zip(copies, ordered, strict=True):
+        copy.CopyFrom(node)
+    del graph.node[:]
+    graph.node.extend(copies)
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader protocol over preprocessed tensors."""
+
+    def __init__(self, name: str, tensors: Sequence[np.ndarray]) -> None:
+        self.name, self.items = name, iter(tensors)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        tensor = next(self.items, None)
+        return None if tensor is None else {self.name: tensor}
+
+    def __iter__(self) -> Any:  # qdq_loss_debug iterates the reader instead
+        return iter(self.get_next, None)
+
+
+def _to_int8(job: ExportJob, target: Path, scheme: QuantScheme, floats: list[str]) -> None:
+    quant = require("onnxruntime.quantization", package="onnxruntime", extra="export",
+                    purpose="INT8 ONNX quantization")
+    if not job.calibration:
+        raise ModelError(f"INT8 export of {job.onnx_fp32.name} needs calibration images.",
+                         hint="Pass calib= (a folder of images, a video or a dataset).")
+    activation = quant.QuantType.QUInt8 if scheme is QuantScheme.U8S8 else quant.QuantType.QInt8
+    try:
+        with _quiet_root_logger():
+            quant.quantize_static(
+                str(job.onnx_fp32), str(target), _Reader(job.spec.name, job.calibration),
+                quant_format=quant.QuantFormat.QDQ, activation_type=activation,
+                weight_type=quant.QuantType.QInt8, per_channel=True,
+                calibrate_method=quant.CalibrationMethod.MinMax, nodes_to_exclude=floats,
+                # Symmetric int8 activations are what TensorRT takes; uint8 keeps its zero.
+                extra_options={"ActivationSymmetric": scheme is QuantScheme.S8S8,
+                               "WeightSymmetric": True},
+            )
+    except Exception as exc:  # the quantizer raises untyped errors naming ops
+        raise ModelError(f"onnxruntime INT8 quantization of {job.onnx_fp32.name} failed: "
+                         f"{_first(exc)}",
+                         hint="Check the op named above is supported by onnxruntime's "
+                              "quantizer, or export fp32/fp16 only.") from None
+
+
+@contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """Hides the quantizer's "consider pre-processing" notes, logged on the root logger: the
+    input is already a slimmed, shape-inferred graph."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def harmful_nodes(fp32: Path, int8: Path, calibration: Sequence[np.ndarray], *,
+                  input_name: str, count: int, workdir: Path) -> list[str]:
+    """The ``count`` quantized nodes whose own quantization loses the most (lowest SQNR).
+
+    Each quantized tensor's error is measured locally (before vs after its QDQ pair, through
+    ``onnxruntime.quantization.qdq_loss_debug``), so a node is blamed for the noise it adds,
+    not for what earlier nodes passed it.
+    """
+    import onnx
+    from onnxruntime.quantization import qdq_loss_debug as dbg
+
+    augmented = workdir / "int8_debug.onnx"
+    dbg.modify_model_output_intermediate_tensors(str(int8), str(augmented))
+    activations = dbg.collect_activations(str(augmented), _Reader(input_name, calibration))
+    matching = dbg.create_activation_matching(activations)
+    errors = {name: dbg.compute_signal_to_quantization_noice_ratio(m["pre_qdq"], m["post_qdq"])
+              for name, m in matching.items() if "pre_qdq" in m and "post_qdq" in m}
+    producer = {out: node.name for node in onnx.load(str(fp32)).graph.node
+                for out in node.output}
+    ranked = sorted((sqnr, t) for t, sqnr in errors.items() if t in producer)
+    return [producer[t] for _, t in ranked[:count]]
+
+
+def _versions(*packages: str) -> dict[str, str]:
+    out = {}
+    for package in packages:
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+

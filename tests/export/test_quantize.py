@@ -1,0 +1,173 @@
+"""ONNX fp16/INT8 and OpenVINO IR fp32/fp16/INT8 from a real (random-weight) YoloLite at 64 px.
+
+Random weights say nothing about accuracy (test_gate.py covers the gate); these tests check
+what each exporter promises about the files: float32 IO, QDQ schemes, the decode tail kept in
+float, static shapes, and outputs that stay close to fp32.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from edgekit.export import load_model  # noqa: E402
+from edgekit.export.jobs import ExportJob  # noqa: E402
+from edgekit.export.onnx import export_onnx  # noqa: E402
+from edgekit.export.parity import sample_inputs  # noqa: E402
+from edgekit.export.quantize_onnx import (  # noqa: E402
+    QuantScheme,
+    default_scheme,
+    export_onnx_artifact,
+    float_tail,
+    harmful_nodes,
+)
+
+from edgekit.bundle import InputSpec, Precision  # noqa: E402
+from edgekit.errors import ModelError  # noqa: E402
+
+IMGSZ = 64
+SPEC = InputSpec(shape=(1, 3, IMGSZ, IMGSZ))
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    from edgekit.export.models.yolo_lite import YoloLite
+
+    torch.manual_seed(0)
+    loaded = load_model(YoloLite(7, imgsz=IMGSZ).eval())
+    root = tmp_path_factory.mktemp("quant")
+    path = export_onnx(loaded, root / "model.onnx", imgsz=IMGSZ)
+    return loaded, path, sample_inputs(SPEC, seeds=range(6))
+
+
+def _job(source: tuple, tmp_path: Path, precision: Precision, **kw) -> ExportJob:
+    loaded, path, calib = source
+    return ExportJob(model=loaded, onnx_fp32=path, spec=SPEC, labels=[str(i) for i in range(7)],
+                     precision=precision, workdir=tmp_path / precision.value,
+                     calibration=calib if precision is Precision.INT8 else None, **kw)
+
+
+def _run(path: Path, x: np.ndarray) -> np.ndarray:
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {"images": x})[0]
+
+
+def _quantized_tensors(proto: onnx.ModelProto) -> dict[str, int]:
+    """Tensor name -> zero-point element type, for every QuantizeLinear in the graph."""
+    inits = {i.name: i for i in proto.graph.initializer}
+    return {n.input[0]: inits[n.input[2]].data_type for n in proto.graph.node
+            if n.op_type == "QuantizeLinear"}
+
+
+def test_float_tail_is_the_decode_after_the_last_conv(source: tuple) -> None:
+    tail = float_tail(source[1])
+    assert any("decode" in name for name in tail)
+    ops = {n.name: n.op_type for n in onnx.load(str(source[1])).graph.node}
+    assert not {ops[name] for name in tail} & {"Conv", "MatMul", "Gemm"}
+    assert ops[tail[0]] == "Concat"  # the node producing the output comes first
+
+
+def test_fp16_keeps_float32_io_and_the_tail_in_float(source: tuple, tmp_path: Path) -> None:
+    exported = export_onnx_artifact(_job(source, tmp_path, Precision.FP16))
+    proto = onnx.load(str(exported.path))
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert proto.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in proto.graph.initializer)
+    x = source[2][0]
+    np.testing.assert_allclose(_run(exported.path, x), _run(source[1], x), atol=0.05)
+    assert exported.details["float_tail"] and exported.details["io_dtype"] == "float32"
+
+
+@pytest.mark.parametrize("scheme, zero_point_type", [
+    (QuantScheme.U8S8, onnx.TensorProto.UINT8), (QuantScheme.S8S8, onnx.TensorProto.INT8)])
+def test_int8_qdq_scheme_and_float_tail(source: tuple, tmp_path: Path, scheme: QuantScheme,
+                                        zero_point_type: int) -> None:
+    exported = export_onnx_artifact(_job(source, tmp_path, Precision.INT8), scheme=scheme)
+    assert exported.details["scheme"] == f"QDQ {scheme.value.upper()}"
+    proto = onnx.load(str(exported.path))
+    quantized = _quantized_tensors(proto)
+    assert quantized and set(quantized.values()) == {zero_point_type}
+    weights = [n for n in proto.graph.node if n.op_type == "DequantizeLinear"
+               and n.input[0].endswith("_quantized")]
+    assert weights  # per-channel int8 weights
+    # No tensor of the decode tail is quantized: boxes in pixels and 0..1 scores stay float.
+    tail_inputs = {i for n in proto.graph.node if n.name in set(float_tail(source[1]))
+                   for i in n.input}
+    assert not tail_inputs & set(quantized)
+    assert _run(exported.path, source[2][0]).shape == _run(source[1], source[2][0]).shape
+
+
+def test_int8_without_the_float_tail_quantizes_the_decode(source: tuple, tmp_path: Path) -> None:
+    exported = export_onnx_artifact(_job(source, tmp_path, Precision.INT8,
+                                         keep_float_tail=False))
+    quantized = set(_quantized_tensors(onnx.load(str(exported.path))))
+    assert any("decode" in name for name in quantized)
+    assert exported.details["float_tail"] is False
+
+
+def test_int8_needs_calibration(source: tuple, tmp_path: Path) -> None:
+    job = _job(source, tmp_path, Precision.FP16)
+    from dataclasses import replace
+
+    with pytest.raises(ModelError, match="needs calibration"):
+        export_onnx_artifact(replace(job, precision=Precision.INT8))
+
+
+def test_scheme_follows_the_machine() -> None:
+    assert default_scheme("x86_64") is QuantScheme.U8S8
+    assert default_scheme("aarch64") is QuantScheme.S8S8
+
+
+def test_harmful_nodes_name_fp32_nodes_and_can_be_excluded(source: tuple,
+                                                           tmp_path: Path) -> None:
+    job = _job(source, tmp_path, Precision.INT8)
+    first = export_onnx_artifact(job)
+    worst = harmful_nodes(source[1], first.path, source[2][:3], input_name="images", count=3,
+                          workdir=tmp_path)
+    names = {n.name for n in onnx.load(str(source[1])).graph.node}
+    assert len(worst) == 3 and set(worst) <= names
+    again = export_onnx_artifact(job, exclude=worst)
+    assert again.details["excluded_nodes"] == sorted(worst)
+    proto = onnx.load(str(again.path))
+    excluded_inputs = {i for n in proto.graph.node if n.name in set(worst) for i in n.input}
+    assert not excluded_inputs & set(_quantized_tensors(proto))
+
+
+# --- OpenVINO IR -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("precision", list(Precision))
+def test_openvino_ir_at_each_precision(source: tuple, tmp_path: Path,
+                                       precision: Precision) -> None:
+    ov = pytest.importorskip("openvino")
+    if precision is Precision.INT8:
+        pytest.importorskip("nncf")
+    from edgekit.export.openvino_ir import export_openvino, float_tail_ov
+
+    exported = export_openvino(_job(source, tmp_path, precision))
+    assert exported.path.suffix == ".xml" and exported.companions[0].is_file()
+    model = ov.Core().read_model(str(exported.path))
+    assert [d.get_length() for d in model.inputs[0].get_partial_shape()] == [1, 3, IMGSZ, IMGSZ]
+    types = {op.get_type_name() for op in model.get_ops()}
+    consts = {op.get_element_type().get_type_name() for op in model.get_ops()
+              if op.get_type_name() == "Constant"}
+    assert ("f16" in consts) is (precision is Precision.FP16)
+    assert ("FakeQuantize" in types) is (precision is Precision.INT8)
+    if precision is Precision.INT8:
+        # Nothing in the decode tail is fed by a FakeQuantize.
+        tail = set(float_tail_ov(model))
+        fed = {op.get_friendly_name() for op in model.get_ops()
+               if op.get_friendly_name() in tail
+               and any(v.get_node().get_type_name() == "FakeQuantize" for v in op.input_values())}
+        assert tail and not fed
+        assert exported.details["accuracy_control"] is False
+    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    x = source[2][1]
+    tol = {Precision.FP32: 1e-3, Precision.FP16: 0.05, Precision.INT8: 2.0}[precision]
+    np.testing.assert_allclose(compiled(x)[0], _run(source[1], x), atol=tol)
