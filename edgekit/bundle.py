@@ -348,6 +348,10 @@ class BundleWriter:
         try:
             parent.mkdir(parents=True, exist_ok=True)
             self.staging = Path(tempfile.mkdtemp(prefix=f".{self.destination.name}.", dir=parent))
+            # mkdtemp makes 0700; a bundle is shared (packages, devices): ordinary permissions.
+            umask = os.umask(0)
+            os.umask(umask)
+            self.staging.chmod(0o777 & ~umask)
         except OSError as exc:
             raise BundleError(
                 f"Cannot write a bundle at {self.destination}: {exc.strerror}.",

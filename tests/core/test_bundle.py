@@ -150,3 +150,13 @@ def test_select_prefers_fp32_onnx_and_filters(tmp_path: Path) -> None:
 def test_nhwc_spec_reports_height_and_width() -> None:
     spec = replace(InputSpec(), shape=(1, 240, 320, 3), layout=Layout.NHWC)
     assert (spec.height, spec.width) == (240, 320)
+
+
+def test_bundle_directory_gets_ordinary_permissions(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    out = write_bundle(tmp_path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~umask
