@@ -47,8 +47,11 @@ class Server:
         while time.monotonic() < deadline:  # listening? (asking would use ffmpeg's one client)
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.argv[0]} exited with {self.proc.returncode}")
+            # An ESTABLISHED one counts too: a client that reconnects in a loop can be accepted
+            # between two polls, and ffmpeg's -listen 1 then closes its listening socket.
+            up = (psutil.CONN_LISTEN, psutil.CONN_ESTABLISHED)
             conns = psutil.Process(self.proc.pid).net_connections(kind="tcp")
-            if any(c.status == psutil.CONN_LISTEN and c.laddr.port == self.port for c in conns):
+            if any(c.status in up and c.laddr.port == self.port for c in conns):
                 return self
             time.sleep(0.05)
         raise RuntimeError(f"{self.argv} did not listen on {self.port}")
