@@ -20,7 +20,6 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ from edgekit.bundle import (
 from edgekit.errors import BundleError, EdgekitError, ModelError
 from edgekit.registry import Registry
 
-from .loaders import SAMPLE, LoadedModel, load_model
+from .loaders import SAMPLE, LoadedModel, load_model, tool_versions
 
 __all__ = ["export", "load_model", "LoadedModel", "EXPORTERS", "SAMPLE", "DEFAULT_IMGSZ",
            "ExportIncomplete", "export_onnx", "describe_onnx", "check_parity"]
@@ -292,7 +291,7 @@ def _write_bundle(loaded: LoadedModel, out: str | Path, base: dict[str, Any], ma
         matrix.check(writer)
         writer.update(provenance=Provenance(
             source=loaded.source, source_sha256=loaded.source_sha256, created=utc_now(),
-            tools=_tool_versions(), parity=base["parity"],
+            tools=tool_versions(*_TOOLS), parity=base["parity"],
             calibration_sha256=matrix.calibration.sha256 if matrix.calibration else None,
         ))
         report = matrix.report()
@@ -320,11 +319,3 @@ def _default_name(loaded: LoadedModel) -> str:
     return loaded.kind if loaded.kind == SAMPLE else loaded.source.lower()
 
 
-def _tool_versions() -> dict[str, str]:
-    versions = {}
-    for tool in _TOOLS:
-        try:
-            versions[tool] = metadata.version(tool)
-        except metadata.PackageNotFoundError:
-            continue  # an ONNX-only export runs without torch: record what exists
-    return versions

@@ -205,7 +205,7 @@ def _from_pt2(path: Path) -> LoadedModel:
         program = torch.export.load(str(path))
         module = program.module()
     except Exception as exc:  # torch raises many untyped errors for damaged archives
-        raise ModelError(f"{path} is not a loadable torch.export program: {_first(exc)}",
+        raise ModelError(f"{path} is not a loadable torch.export program: {first_line(exc)}",
                          hint="Re-export it with torch.export.save.") from None
     return LoadedModel(
         module=_eval(module), kind="pt2", source=str(path), source_sha256=sha256_file(path),
@@ -241,7 +241,7 @@ def _from_torchscript(path: Path) -> LoadedModel:
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             module = torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:  # RuntimeError or pickle errors, depending on the damage
-        raise ModelError(f"{path} is not a loadable TorchScript file: {_first(exc)}",
+        raise ModelError(f"{path} is not a loadable TorchScript file: {first_line(exc)}",
                          hint="Re-export it with torch.jit.save.") from None
     return LoadedModel(
         module=module.eval(), kind="torchscript", source=str(path),
@@ -267,7 +267,7 @@ def _from_factory(spec: str, weights: str | Path | None) -> LoadedModel:
     try:
         module = factory()
     except Exception as exc:  # user code: any error is possible, say where it came from
-        raise ModelError(f"Calling {spec}() failed: {_first(exc)}") from None
+        raise ModelError(f"Calling {spec}() failed: {first_line(exc)}") from None
     if not _is_module(module):
         raise ModelError(f"{spec}() returned {type(module).__name__}, not a torch nn.Module.")
     path = Path(weights).expanduser()
@@ -291,7 +291,7 @@ def _from_sample(weights: str | Path | None, imgsz: int | None) -> LoadedModel:
         module = yolo_lite.load_checkpoint(path, imgsz=imgsz)
         checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated file, foreign checkpoint, imgsz not a multiple of 32
-        raise ModelError(f"Cannot load the sample detector from {path}: {_first(exc)}",
+        raise ModelError(f"Cannot load the sample detector from {path}: {first_line(exc)}",
                          hint="Pass a checkpoint written by samples/train_sample_detector.py "
                               "and an imgsz that is a multiple of 32.") from None
     return _from_module(
@@ -327,7 +327,7 @@ def load_weights(module: torch.nn.Module, path: Path) -> None:
         checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zips, foreign pickles, non-torch files
         raise ModelError(
-            f"Cannot read weights from {path}: {_first(exc)}",
+            f"Cannot read weights from {path}: {first_line(exc)}",
             hint="Save weights with torch.save(model.state_dict(), PATH). Pickled whole "
                  "models are refused: unpickling them can run arbitrary code.",
         ) from None
@@ -397,7 +397,7 @@ def read_onnx(path: Path, *, full_check: bool = True) -> onnx.ModelProto:
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except (DecodeError, ValueError, RuntimeError, OSError) as exc:
-        raise ModelError(f"{path} is not a valid ONNX file (protobuf: {_first(exc)}); it may "
+        raise ModelError(f"{path} is not a valid ONNX file (protobuf: {first_line(exc)}); it may "
                          "be truncated or another kind of file.", hint=hint) from None
     # Protobuf parsing is lenient: some foreign bytes parse as an empty message.
     if proto.ir_version <= 0 or not proto.graph.node or not proto.graph.output:
@@ -407,7 +407,7 @@ def read_onnx(path: Path, *, full_check: bool = True) -> onnx.ModelProto:
         onnx.load_external_data_for_model(proto, str(path.parent))
         onnx.checker.check_model(proto, full_check=full_check)
     except Exception as exc:  # ValidationError, missing external data, shape errors
-        raise ModelError(f"{path} fails the ONNX checker: {_first(exc)}", hint=hint) from None
+        raise ModelError(f"{path} fails the ONNX checker: {first_line(exc)}", hint=hint) from None
     return proto
 
 
@@ -442,7 +442,21 @@ def _onnx_labels(proto: onnx.ModelProto) -> list[str] | None:
     return None
 
 
-def _first(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     """The first line of an exception: enough to act on, without a library's full dump."""
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:300]
+
+
+def tool_versions(*packages: str) -> dict[str, str]:
+    """Installed versions of the given distributions; missing ones are left out (an ONNX-only
+    export runs without torch: record what exists)."""
+    from importlib import metadata
+
+    versions = {}
+    for package in packages:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions

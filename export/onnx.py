@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from edgekit.errors import ModelError
 from edgekit.postprocess import check_yolo_output
 
-from .loaders import LoadedModel, _first, _torch, onnx_input_dims, read_onnx
+from .loaders import LoadedModel, _torch, first_line, onnx_input_dims, read_onnx
 
 if TYPE_CHECKING:
     import onnx
@@ -128,7 +128,7 @@ def _trace(model: LoadedModel, target: Path, height: int, width: int, opset: int
             shape = tuple(int(d) for d in _first_tensor(net(dummy)).shape)
     except Exception as exc:  # user models raise anything on a wrong input size
         raise ModelError(
-            f"{model.source} fails on a [1, 3, {height}, {width}] input: {_first(exc)}",
+            f"{model.source} fails on a [1, 3, {height}, {width}] input: {first_line(exc)}",
             hint="Pass the image size the model was built for (imgsz); many detectors need "
                  "multiples of 32.",
         ) from None
@@ -149,7 +149,7 @@ def _trace(model: LoadedModel, target: Path, height: int, width: int, opset: int
                 do_constant_folding=True,
             )
         except Exception as exc:  # unsupported ops, data-dependent control flow
-            raise ModelError(f"torch.onnx.export failed for {model.source}: {_first(exc)}",
+            raise ModelError(f"torch.onnx.export failed for {model.source}: {first_line(exc)}",
                              hint=f"Check the model's ops are supported at opset {opset}.") \
                 from None
     _keep_first_output(target)
@@ -284,7 +284,7 @@ def _run_once(path: Path, name: str, height: int, width: int) -> Any:
         return session.run(None, {name: np.zeros((1, 3, height, width), np.float32)})[0]
     except Exception as exc:  # onnxruntime raises untyped errors
         raise ModelError(f"onnxruntime cannot run {path.name} at [1, 3, {height}, {width}]: "
-                         f"{_first(exc)}") from None
+                         f"{first_line(exc)}") from None
 
 
 # --- slimming and saving -----------------------------------------------------------------
@@ -302,7 +302,7 @@ def _slim(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
         slimmed = onnxslim.slim(copy.deepcopy(proto))
         onnx.checker.check_model(slimmed, full_check=True)
     except Exception as exc:  # a slimmer bug must not cost the user their export
-        return proto, f"no (onnxslim {onnxslim.__version__} failed: {_first(exc)})"
+        return proto, f"no (onnxslim {onnxslim.__version__} failed: {first_line(exc)})"
     return slimmed, f"onnxslim {onnxslim.__version__}"
 
 

@@ -32,7 +32,8 @@ from edgekit.bundle import Layout, Precision
 from edgekit.errors import MissingDependencyError, ModelError
 
 from .jobs import ExportedFile, ExportJob
-from .tflite import check_calibration, read_tensors, tool_versions, unsupported_op
+from .loaders import tool_versions
+from .tflite import check_calibration, read_tensors, unsupported_op
 
 __all__ = ["convert_onnx", "preflight", "convert_kwargs", "prepare_workdir", "output_file",
            "CALIBRATION_SAMPLE", "REQUIRED_MODULES"]
@@ -158,7 +159,7 @@ def convert_onnx(job: ExportJob) -> ExportedFile:
         raise _onnx2tf_error(source, done.stdout + done.stderr)
     details = {"layout": Layout.NHWC.value, "binding": "index",
                "method": f"onnx2tf {_SUFFIX[job.precision]}",
-               **read_tensors(target, source=source), "tools": tool_versions(_TOOLS)}
+               **read_tensors(target, source=source), "tools": tool_versions(*_TOOLS)}
     if job.precision is Precision.INT8:
         details["calibration_samples"] = len(job.calibration or ())
         # onnx2tf has no per-node float exclusion: the accuracy gate decides on this file.

@@ -16,7 +16,6 @@ import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from importlib import metadata
 from typing import Any
 
 import numpy as np
@@ -26,6 +25,7 @@ from edgekit.data.dataset import Dataset
 from edgekit.errors import ModelError, require
 
 from .jobs import ExportedFile, ExportJob
+from .loaders import first_line, tool_versions
 
 __all__ = ["export_openvino", "float_tail_ov", "WEIGHT_TYPES"]
 
@@ -58,7 +58,7 @@ def export_openvino(job: ExportJob, *, validation: Dataset | None = None,
     job.workdir.mkdir(parents=True, exist_ok=True)
     xml = job.workdir / f"model_{job.precision.value}.xml"
     model = _convert(ov, job)
-    details: dict[str, Any] = {"layout": "nchw", "tools": _versions("openvino")}
+    details: dict[str, Any] = {"layout": "nchw", "tools": tool_versions("openvino")}
     if job.precision is Precision.INT8:
         tail = float_tail_ov(model) if job.keep_float_tail else []
         controlled = validation is not None and max_drop is not None
@@ -67,7 +67,7 @@ def export_openvino(job: ExportJob, *, validation: Dataset | None = None,
         details.update(scheme="NNCF INT8 (preset mixed)", float_tail=bool(tail),
                        calibration_images=len(job.calibration or ()),
                        accuracy_control=controlled, max_drop=max_drop if controlled else None,
-                       tools=_versions("openvino", "nncf"))
+                       tools=tool_versions("openvino", "nncf"))
     ov.save_model(model, str(xml), compress_to_fp16=job.precision is Precision.FP16)
     return ExportedFile(path=xml, companions=(xml.with_suffix(".bin"),), details=details)
 
@@ -77,7 +77,7 @@ def _convert(ov: Any, job: ExportJob) -> Any:
         # input= pins the shape even for ONNX sources whose file kept symbolic dims.
         return ov.convert_model(str(job.onnx_fp32), input=[list(job.spec.shape)])
     except Exception as exc:  # the ONNX frontend names the op it cannot take
-        raise ModelError(f"OpenVINO cannot convert {job.onnx_fp32.name}: {_first(exc)}",
+        raise ModelError(f"OpenVINO cannot convert {job.onnx_fp32.name}: {first_line(exc)}",
                          hint="The op named above has no OpenVINO conversion; export the "
                               "other formats, or replace that op in the model.") from None
 
@@ -122,7 +122,7 @@ def _quantize(job: ExportJob, model: Any, tail: list[str], validation: Dataset |
     except ModelError:
         raise
     except Exception as exc:  # NNCF raises its own and OpenVINO's errors
-        raise ModelError(f"NNCF cannot quantize {job.onnx_fp32.name}: {_first(exc)}",
+        raise ModelError(f"NNCF cannot quantize {job.onnx_fp32.name}: {first_line(exc)}",
                          hint="Export fp32/fp16 OpenVINO, or ONNX INT8, instead.") from None
 
 
@@ -160,16 +160,3 @@ def _quiet_nncf() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _versions(*packages: str) -> dict[str, str]:
-    out = {}
-    for package in packages:
-        try:
-            out[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
-
-
-def _first(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__

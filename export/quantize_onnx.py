@@ -19,7 +19,6 @@ import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import Enum
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from edgekit.bundle import Precision
 from edgekit.errors import ModelError, require
 
 from .jobs import ExportedFile, ExportJob
+from .loaders import first_line, tool_versions
 
 __all__ = ["QuantScheme", "default_scheme", "export_onnx_artifact", "float_tail",
            "harmful_nodes", "WEIGHT_OPS"]
@@ -79,14 +79,14 @@ def export_onnx_artifact(job: ExportJob, *, scheme: QuantScheme | str | None = N
         _to_fp16(job.onnx_fp32, target, floats)
         return ExportedFile(path=target, details={
             "layout": "nchw", "io_dtype": "float32", "float_nodes": len(floats),
-            "float_tail": bool(tail), "tools": _versions("onnxruntime")})
+            "float_tail": bool(tail), "tools": tool_versions("onnxruntime")})
     scheme = QuantScheme(str(scheme or default_scheme()))
     _to_int8(job, target, scheme, floats)
     return ExportedFile(path=target, details={
         "layout": "nchw", "scheme": f"QDQ {scheme.value.upper()}", "per_channel": True,
         "calibration_images": len(job.calibration or ()), "float_tail": bool(tail),
         "excluded_nodes": sorted(set(exclude)), "float_nodes": len(floats),
-        "tools": _versions("onnxruntime")})
+        "tools": tool_versions("onnxruntime")})
 
 
 def float_tail(path: str | Path) -> list[str]:
@@ -124,7 +124,7 @@ def _to_fp16(source: Path, target: Path, floats: list[str]) -> None:
         _sort_nodes(model.graph)  # the converter appends its input casts at the end
         onnx.checker.check_model(model)
     except Exception as exc:  # the converter raises untyped errors on unsupported graphs
-        raise ModelError(f"fp16 conversion of {source.name} failed: {_first(exc)}",
+        raise ModelError(f"fp16 conversion of {source.name} failed: {first_line(exc)}",
                          hint="Export fp32 and int8 only, or report the op named above.") \
             from None
     onnx.save(model, str(target))
@@ -184,7 +184,7 @@ def _to_int8(job: ExportJob, target: Path, scheme: QuantScheme, floats: list[str
             )
     except Exception as exc:  # the quantizer raises untyped errors naming ops
         raise ModelError(f"onnxruntime INT8 quantization of {job.onnx_fp32.name} failed: "
-                         f"{_first(exc)}",
+                         f"{first_line(exc)}",
                          hint="Check the op named above is supported by onnxruntime's "
                               "quantizer, or export fp32/fp16 only.") from None
 
@@ -223,20 +223,5 @@ def harmful_nodes(fp32: Path, int8: Path, calibration: Sequence[np.ndarray], *,
                 for out in node.output}
     ranked = sorted((sqnr, t) for t, sqnr in errors.items() if t in producer)
     return [producer[t] for _, t in ranked[:count]]
-
-
-def _versions(*packages: str) -> dict[str, str]:
-    out = {}
-    for package in packages:
-        try:
-            out[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
-
-
-def _first(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 

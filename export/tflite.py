@@ -38,7 +38,6 @@ import os
 import re
 import warnings
 from collections.abc import Callable, Iterator
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +47,7 @@ from edgekit.bundle import Layout, Precision
 from edgekit.errors import DatasetError, ModelError, require
 
 from .jobs import ExportedFile, ExportJob
+from .loaders import tool_versions
 
 __all__ = ["export_tflite", "FLOAT_TAIL_CLASSES", "float_tail_types", "read_tensors"]
 
@@ -90,7 +90,7 @@ def export_tflite(job: ExportJob) -> ExportedFile:
     facts = _PRECISIONS[job.precision](job, target)
     details = {"layout": Layout.NHWC.value, "signature": SIGNATURE, "binding": "index",
                **facts, **read_tensors(target, source=job.model.source),
-               "tools": tool_versions(_TOOLS)}
+               "tools": tool_versions(*_TOOLS)}
     details["parity"] = _parity(job, target)
     return ExportedFile(path=target, details=details)
 
@@ -410,12 +410,3 @@ def _parity(job: ExportJob, path: Path) -> dict[str, Any]:
             "reference": "torch"}
 
 
-def tool_versions(tools: tuple[str, ...]) -> dict[str, str]:
-    """Installed versions of the given distributions (missing ones left out)."""
-    versions = {}
-    for tool in tools:
-        try:
-            versions[tool] = metadata.version(tool)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
