@@ -197,6 +197,7 @@ class Matrix:
             cell.exported = best[2]
             _add(writer, cell)
         verdict, result = best[0], best[1]
+        self.measurements[cell.key] = result  # the report describes the file that was kept
         self.say(f"{cell.key}: FAILS the accuracy gate ({verdict['delta_map50_95']:+.2f} "
                  f"points; tried {', '.join(cell.tried) or 'no fallback'})")
         return verdict, result
