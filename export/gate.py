@@ -54,16 +54,16 @@ class Measurement:
 
 def backend_options(bundle: Bundle, artifact: Artifact, *, threads: int) -> BackendOptions:
     """The options a CPU runner gives this artifact: f32 OpenVINO, LiteRT layout facts."""
+    from edgekit.detector import with_layouts
+
     extra: dict[str, Any] = {}
     if artifact.format is Format.OPENVINO:
         # f32, not this CPU's silent bf16 default (TOOLCHAIN.md): INT8 IR runs its int8
         # kernels either way; fp32/fp16 IR are measured at what they claim.
         extra["precision"] = "fp32"
-    elif artifact.format is Format.TFLITE:
-        extra["layout"] = str(bundle.manifest.input.layout)
-        if artifact.details.get("layout"):
-            extra["model_layout"] = str(artifact.details["layout"])
-    return BackendOptions(threads=threads, device="cpu", extra=extra)
+    # the layout facts, as the Detector adds them (the golden replay loads the backend bare)
+    return with_layouts(BackendOptions(threads=threads, device="cpu", extra=extra),
+                        bundle.manifest, artifact)
 
 
 def measure(bundle: Bundle, artifact: Artifact, dataset: Dataset, *,

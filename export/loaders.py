@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import logging
 import re
 import warnings
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -460,3 +463,16 @@ def tool_versions(*packages: str) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return versions
+
+
+@contextmanager
+def quiet_logger(name: str | None = None) -> Iterator[None]:
+    """Raises a logger to ERROR for a block: converters log progress bars and notes at INFO
+    that the export already reports as its own steps (``None``: the root logger)."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

@@ -12,9 +12,7 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -25,7 +23,7 @@ from edgekit.data.dataset import Dataset
 from edgekit.errors import ModelError, require
 
 from .jobs import ExportedFile, ExportJob
-from .loaders import first_line, tool_versions
+from .loaders import first_line, quiet_logger, tool_versions
 
 __all__ = ["export_openvino", "float_tail_ov", "WEIGHT_TYPES"]
 
@@ -112,7 +110,7 @@ def _quantize(job: ExportJob, model: Any, tail: list[str], validation: Dataset |
     common = dict(preset=nncf.QuantizationPreset.MIXED, ignored_scope=scope,
                   subset_size=len(job.calibration))
     try:
-        with _quiet_nncf():
+        with quiet_logger("nncf"):
             if validation is None:
                 return nncf.quantize(model, calibration, **common)
             return nncf.quantize_with_accuracy_control(
@@ -146,17 +144,5 @@ def _validator(job: ExportJob, dataset: Dataset, output: OutputSpec) -> Any:
         return 0.0 if np.isnan(score) else float(score)
 
     return validate
-
-
-@contextmanager
-def _quiet_nncf() -> Iterator[None]:
-    """NNCF logs progress bars and per-step notes at INFO; the export prints its own steps."""
-    logger = logging.getLogger("nncf")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 

@@ -13,11 +13,9 @@
 
 from __future__ import annotations
 
-import logging
 import platform
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ from edgekit.bundle import Precision
 from edgekit.errors import ModelError, require
 
 from .jobs import ExportedFile, ExportJob
-from .loaders import first_line, tool_versions
+from .loaders import first_line, quiet_logger, tool_versions
 
 __all__ = ["QuantScheme", "default_scheme", "export_onnx_artifact", "float_tail",
            "harmful_nodes", "WEIGHT_OPS"]
@@ -172,7 +170,7 @@ def _to_int8(job: ExportJob, target: Path, scheme: QuantScheme, floats: list[str
                          hint="Pass calib= (a folder of images, a video or a dataset).")
     activation = quant.QuantType.QUInt8 if scheme is QuantScheme.U8S8 else quant.QuantType.QInt8
     try:
-        with _quiet_root_logger():
+        with quiet_logger():
             quant.quantize_static(
                 str(job.onnx_fp32), str(target), _Reader(job.spec.name, job.calibration),
                 quant_format=quant.QuantFormat.QDQ, activation_type=activation,
@@ -187,19 +185,6 @@ def _to_int8(job: ExportJob, target: Path, scheme: QuantScheme, floats: list[str
                          f"{first_line(exc)}",
                          hint="Check the op named above is supported by onnxruntime's "
                               "quantizer, or export fp32/fp16 only.") from None
-
-
-@contextmanager
-def _quiet_root_logger() -> Iterator[None]:
-    """Hides the quantizer's "consider pre-processing" notes, logged on the root logger: the
-    input is already a slimmed, shape-inferred graph."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
 
 
 def harmful_nodes(fp32: Path, int8: Path, calibration: Sequence[np.ndarray], *,
