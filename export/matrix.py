@@ -174,7 +174,8 @@ class Matrix:
         shutil.copyfile(staged, failing)
         for name, run in fallbacks(cell.format, cell.job, failing=failing,
                                    dataset=self.dataset, max_drop=self.max_drop,
-                                   output=writer.manifest.output):
+                                   output=writer.manifest.output,
+                                   options=self._options(cell)):
             cell.tried.append(name)
             self._steps += 2  # its export and its measurement
             self._progress(f"{cell.key}: fallback {name}")

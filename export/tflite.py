@@ -59,12 +59,15 @@ _TOOLS = ("litert-torch", "ai-edge-quantizer", "ai-edge-litert", "torch")
 _PROBE_SEED = 20261124
 
 
-def export_tflite(job: ExportJob) -> ExportedFile:
+def export_tflite(job: ExportJob, *, activations: str = "static") -> ExportedFile:
     """Writes one ``.tflite`` file for ``job.precision`` into ``job.workdir``.
 
     Args:
         job: What to export. A torch module goes through litert-torch; an ONNX-only source
             through onnx2tf (the ``onnx2tf`` extra, which needs TensorFlow).
+        activations: For INT8: "static" (full integer, activation ranges from calibration)
+            or "dynamic" (int8 weights; each activation quantized per inference from its own
+            range, the gate's fallback when fixed ranges lose too much).
 
     Returns:
         The file with details: layout (``nhwc``), signature and binding, dtype/scale/zero
@@ -78,6 +81,9 @@ def export_tflite(job: ExportJob) -> ExportedFile:
         MissingDependencyError: litert-torch (or, for ONNX-only inputs, TensorFlow/onnx2tf)
             is not installed.
     """
+    if activations not in ("static", "dynamic"):
+        raise ModelError(f"TFLite INT8 activations '{activations}' is not known.",
+                         hint="Use 'static' or 'dynamic'.")
     if job.model.module is None:
         from .onnx2tf_convert import convert_onnx
 
@@ -87,7 +93,8 @@ def export_tflite(job: ExportJob) -> ExportedFile:
             purpose="exporting .tflite from PyTorch")
     job.workdir.mkdir(parents=True, exist_ok=True)
     target = job.workdir / f"model_{job.precision.value}.tflite"
-    facts = _PRECISIONS[job.precision](job, target)
+    facts = (_int8_dynamic(job, target) if activations == "dynamic" and
+             job.precision is Precision.INT8 else _PRECISIONS[job.precision](job, target))
     details = {"layout": Layout.NHWC.value, "signature": SIGNATURE, "binding": "index",
                **facts, **read_tensors(target, source=job.model.source),
                "tools": tool_versions(*_TOOLS)}
@@ -148,6 +155,18 @@ def _int8(job: ExportJob, target: Path) -> dict[str, Any]:
         facts["note"] = ("no decode module found (classes "
                          f"{', '.join(sorted(FLOAT_TAIL_CLASSES))}); the whole model is int8")
     return facts
+
+
+def _int8_dynamic(job: ExportJob, target: Path) -> dict[str, Any]:
+    quantizer, qtyping = _ai_edge_quantizer()
+    float_file = _float_file(job)
+    q = quantizer.Quantizer(str(float_file))
+    q.add_dynamic_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+                         num_bits=8)
+    _quantize(job, q, target, calibration=None)
+    float_file.unlink(missing_ok=True)
+    return {"method": "ai-edge-quantizer dynamic_wi8_afp32 (per-channel int8 weights, int8 "
+                      "activations quantized per inference by the runtime)"}
 
 
 _PRECISIONS: dict[Precision, Callable[[ExportJob, Path], dict[str, Any]]] = {

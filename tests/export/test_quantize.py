@@ -7,6 +7,7 @@ float, static shapes, and outputs that stay close to fp32.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,8 @@ from edgekit.export.jobs import ExportJob  # noqa: E402
 from edgekit.export.onnx import export_onnx  # noqa: E402
 from edgekit.export.parity import sample_inputs  # noqa: E402
 from edgekit.export.quantize_onnx import (  # noqa: E402
+    WEIGHT_OPS,
+    Placement,
     QuantScheme,
     default_scheme,
     export_onnx_artifact,
@@ -103,6 +106,38 @@ def test_int8_qdq_scheme_and_float_tail(source: tuple, tmp_path: Path, scheme: Q
     assert _run(exported.path, source[2][0]).shape == _run(source[1], source[2][0]).shape
 
 
+def test_conv_inputs_placement_quantizes_only_what_weighted_ops_read(source: tuple,
+                                                                    tmp_path: Path) -> None:
+    job = _job(source, tmp_path, Precision.INT8)
+    everywhere = export_onnx_artifact(job)
+    placed = export_onnx_artifact(replace(job, workdir=tmp_path / "placed"),
+                                  placement=Placement.CONV_INPUTS)
+    assert placed.details["placement"] == "conv-inputs"
+    assert everywhere.details["placement"] == "all"
+    proto = onnx.load(str(placed.path))
+    readers: dict[str, set[str]] = {}
+    for node in proto.graph.node:
+        for name in node.input:
+            readers.setdefault(name, set()).add(node.op_type)
+    dequantized = [n.output[0] for n in proto.graph.node if n.op_type == "DequantizeLinear"]
+    # Every dequantized tensor feeds a conv; SiLU's Sigmoid/Mul and the concats read floats.
+    assert dequantized and all(readers[t] & WEIGHT_OPS for t in dequantized)
+    activations = set(_quantized_tensors(proto))
+    assert activations and activations < set(_quantized_tensors(onnx.load(str(everywhere.path))))
+    # Fewer rounding points: closer to fp32 than the everywhere placement on the same inputs.
+    x = np.concatenate(source[2][:4])
+    ref = np.concatenate([_run(source[1], t) for t in source[2][:4]])
+    err = {name: np.abs(np.concatenate([_run(f.path, t) for t in source[2][:4]]) - ref).mean()
+           for name, f in (("all", everywhere), ("conv", placed))}
+    assert x.shape[0] == 4 and err["conv"] < err["all"]
+
+
+def test_unknown_placement_is_refused(source: tuple, tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="everywhere.*not known") as info:
+        export_onnx_artifact(_job(source, tmp_path, Precision.INT8), placement="everywhere")
+    assert "conv-inputs" in info.value.hint
+
+
 def test_int8_without_the_float_tail_quantizes_the_decode(source: tuple, tmp_path: Path) -> None:
     exported = export_onnx_artifact(_job(source, tmp_path, Precision.INT8,
                                          keep_float_tail=False))
@@ -113,8 +148,6 @@ def test_int8_without_the_float_tail_quantizes_the_decode(source: tuple, tmp_pat
 
 def test_int8_needs_calibration(source: tuple, tmp_path: Path) -> None:
     job = _job(source, tmp_path, Precision.FP16)
-    from dataclasses import replace
-
     with pytest.raises(ModelError, match="needs calibration"):
         export_onnx_artifact(replace(job, precision=Precision.INT8))
 

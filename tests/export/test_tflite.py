@@ -164,6 +164,23 @@ def test_int8_keeps_the_decode_tail_float_and_agrees_with_fp32(exported, scenes,
     assert np.abs(got[:, :4] - reference[:, :4]).max() < 0.1 * IMGSZ
 
 
+def test_int8_dynamic_activations_keeps_float_io_and_int8_weights(
+        model: LoadedModel, exported, scenes, reference, tmp_path: Path) -> None:
+    dynamic = export_tflite(_job(model, Precision.INT8, tmp_path, calibration=_scenes(4, 3)),
+                            activations="dynamic")
+    assert "dynamic" in dynamic.details["method"]
+    (inp,), (out,) = dynamic.details["inputs"], dynamic.details["outputs"]
+    assert inp["dtype"] == out["dtype"] == "float32"  # the runtime quantizes inside
+    assert dynamic.path.stat().st_size < 0.5 * exported[Precision.FP32].path.stat().st_size
+    got, static = _run(dynamic, scenes), _run(exported[Precision.INT8], scenes)
+    # Ranges fitted to each input: closer to fp32 than calibrated fixed ranges.
+    assert (np.abs(got[:, 4:] - reference[:, 4:]).mean()
+            < np.abs(static[:, 4:] - reference[:, 4:]).mean())
+    with pytest.raises(ModelError, match="activations 'fixed'"):
+        export_tflite(_job(model, Precision.INT8, tmp_path, calibration=_scenes(4, 3)),
+                      activations="fixed")
+
+
 def test_int8_needs_calibration(model: LoadedModel, tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="calibration"):
         export_tflite(_job(model, Precision.INT8, tmp_path))
