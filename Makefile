@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: setup
 	$(BIN)/edgekit sample-data $(OUT)/val --count 300 --seed 12345
 	$(BIN)/edgekit sample-data $(OUT)/calib --count 200 --seed 4242
-	-$(BIN)/edgekit export sample -o $(OUT)/sample-bundle --to onnx,openvino,tflite \
+	$(BIN)/edgekit export sample -o $(OUT)/sample-bundle --to onnx,openvino,tflite \
 		--precision fp32,fp16,int8 --val $(OUT)/val --calib $(OUT)/calib --json $(OUT)/export.json
 	$(BIN)/edgekit info $(OUT)/sample-bundle
 	$(BIN)/edgekit eval $(OUT)/sample-bundle --data $(OUT)/val --json $(OUT)/eval.json

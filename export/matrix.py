@@ -40,6 +40,9 @@ class Cell:
     seconds: float = 0.0
     fallback: str | None = None
     tried: list[str] = field(default_factory=list)
+    # Every measured version of the artifact, first export then each fallback: what each
+    # one cost in accuracy and speed, so a user sees the trade the gate made.
+    attempts: list[dict[str, Any]] = field(default_factory=list)
     exported: ExportedFile | None = None
     job: ExportJob | None = None
 
@@ -163,6 +166,7 @@ class Matrix:
                    verdict: dict[str, Any]) -> tuple[dict[str, Any], Measurement]:
         """Tries each fallback of the cell's format until one passes; keeps the best."""
         best = (verdict, self.measurements[cell.key], cell.exported)
+        cell.attempts.append(_attempt_record("as exported", verdict, best[1]))
         self.say(f"{cell.key}: drops {-verdict['delta_map50_95']:.2f} points "
                  f"(> {self.max_drop}); trying fallbacks")
         staged = Path(writer.staging) / _find(writer, cell.format, cell.precision).file
@@ -182,12 +186,14 @@ class Matrix:
             exported, error = _attempt(run)
             if error:
                 self.say(f"{cell.key}: fallback {name} failed: {error}")
+                cell.attempts.append({"name": name, "error": error})
                 continue
             cell.exported = exported
             artifact = _add(writer, cell)
             result = self._measure(Bundle(writer.staging, writer.manifest), artifact)
             again = compare(reference, result, max_drop=self.max_drop,
                             conf=writer.manifest.output.conf_threshold)
+            cell.attempts.append(_attempt_record(name, again, result))
             if _delta(again) > _delta(best[0]):
                 best = (again, result, exported)
             if again["gate"] == "passed":
@@ -233,6 +239,7 @@ class Matrix:
                 "key": cell.key, "format": cell.format.value, "precision": cell.precision.value,
                 "status": cell.status, "error": cell.error, "seconds": round(cell.seconds, 2),
                 "fallback": cell.fallback, "fallbacks_tried": cell.tried,
+                "attempts": cell.attempts,
                 "map50_95": None if m is None or math.isnan(m.map50_95) else m.map50_95,
             })
         return {"cells": cells, "max_drop": self.max_drop,
@@ -258,6 +265,11 @@ def _attempt(run: Any) -> tuple[ExportedFile | None, str | None]:
         frame = traceback.extract_tb(exc.__traceback__)[-1]
         return None, (f"{type(exc).__name__}: {str(exc).strip()[:300]} "
                       f"(in {Path(frame.filename).name}:{frame.lineno})")
+
+
+def _attempt_record(name: str, verdict: dict[str, Any], result: Measurement) -> dict[str, Any]:
+    return {"name": name, "delta_map50_95": verdict["delta_map50_95"],
+            "gate": verdict["gate"], "latency_ms_median": _round(result.latency_ms)}
 
 
 def _add(writer: BundleWriter, cell: Cell) -> Artifact:

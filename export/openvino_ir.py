@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
@@ -53,6 +54,7 @@ def export_openvino(job: ExportJob, *, validation: Dataset | None = None,
             cannot quantize it.
     """
     ov = require("openvino", extra="export", purpose="OpenVINO IR export")
+    _telemetry_off()
     job.workdir.mkdir(parents=True, exist_ok=True)
     xml = job.workdir / f"model_{job.precision.value}.xml"
     model = _convert(ov, job)
@@ -68,6 +70,24 @@ def export_openvino(job: ExportJob, *, validation: Dataset | None = None,
                        tools=tool_versions("openvino", "nncf"))
     ov.save_model(model, str(xml), compress_to_fp16=job.precision is Precision.FP16)
     return ExportedFile(path=xml, companions=(xml.with_suffix(".bin"),), details=details)
+
+
+def _telemetry_off() -> None:
+    """Stops OpenVINO's and NNCF's usage telemetry for this process.
+
+    Without a consent file both send analytics by default, each event from a forked process:
+    98 forks in one export of the sample with accuracy control, from a process whose other
+    threads (JAX, loaded by the TFLite exporter) warn that fork may deadlock them. An export
+    must run offline and must not hang, so edgekit declines for its own process, the answer
+    ``opt_in_out --opt_out`` would write to the user's home. NNCF_CI is NNCF's own switch.
+    """
+    os.environ.setdefault("NNCF_CI", "1")
+    try:
+        from openvino_telemetry.utils import opt_in_checker
+    except ImportError:  # not installed: nothing is sent
+        return
+    declined = opt_in_checker.ConsentCheckResult.DECLINED
+    opt_in_checker.OptInChecker.check = lambda *args, **kwargs: declined
 
 
 def _convert(ov: Any, job: ExportJob) -> Any:

@@ -47,7 +47,7 @@ from edgekit.bundle import Layout, Precision
 from edgekit.errors import DatasetError, ModelError, require
 
 from .jobs import ExportedFile, ExportJob
-from .loaders import tool_versions
+from .loaders import quiet_logger, tool_versions
 
 __all__ = ["export_tflite", "FLOAT_TAIL_CLASSES", "float_tail_types", "read_tensors"]
 
@@ -89,8 +89,13 @@ def export_tflite(job: ExportJob, *, activations: str = "static") -> ExportedFil
 
         return convert_onnx(job)
     check_calibration(job)
-    require("litert_torch", package="litert-torch", extra="tflite",
-            purpose="exporting .tflite from PyTorch")
+    # Importing litert-torch imports TensorFlow's C++ runtime and torchao, which log notes
+    # about oneDNN and missing CUDA kernels at import: noise in the middle of the export's
+    # progress, and nothing a user can act on.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with quiet_logger("torchao"), quiet_logger("torchao.kernel.intmm"):
+        require("litert_torch", package="litert-torch", extra="tflite",
+                purpose="exporting .tflite from PyTorch")
     job.workdir.mkdir(parents=True, exist_ok=True)
     target = job.workdir / f"model_{job.precision.value}.tflite"
     facts = (_int8_dynamic(job, target) if activations == "dynamic" and

@@ -29,7 +29,7 @@ def sample_data(directory: Path, count: int, seed: int, width: int, height: int)
             seed=seed,
             width=width,
             height=height,
-            progress=lambda n: bar.update(task, advance=n),
+            progress=lambda done: bar.update(task, completed=done),
         )
     console.print(
         f"Dataset written: images in [bold]{directory / 'images'}[/], "

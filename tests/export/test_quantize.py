@@ -204,3 +204,12 @@ def test_openvino_ir_at_each_precision(source: tuple, tmp_path: Path,
     x = source[2][1]
     tol = {Precision.FP32: 1e-3, Precision.FP16: 0.05, Precision.INT8: 2.0}[precision]
     np.testing.assert_allclose(compiled(x)[0], _run(source[1], x), atol=tol)
+
+
+def test_openvino_export_declines_telemetry(source: tuple, tmp_path: Path) -> None:
+    checker = pytest.importorskip("openvino_telemetry.utils.opt_in_checker")
+    from edgekit.export.openvino_ir import export_openvino
+
+    export_openvino(_job(source, tmp_path, Precision.FP32))
+    # No consent file needed: nothing is sent, so nothing forks to send it.
+    assert checker.OptInChecker().check(False) is checker.ConsentCheckResult.DECLINED
