@@ -70,9 +70,12 @@ def main() -> int:
             bundle, failed = exc.bundle, exc.message
         wall = time.perf_counter() - start
         rows = measure(bundle, threads=args.threads, runs=args.runs)
+        report = json.loads((bundle.path / "export_report.json").read_text())
         result = {"export_wall_s": round(wall, 1), "threads": args.threads,
                   "val_images": args.val_count, "calib_images": args.calib_count,
-                  "incomplete": failed, "artifacts": rows}
+                  "incomplete": failed, "artifacts": rows,
+                  "attempts": {c["key"]: c["attempts"] for c in report["cells"]
+                               if c.get("attempts")}}
     print_table(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
@@ -138,6 +141,17 @@ def print_table(result: dict) -> None:
               f"{r['delta']} | {r['agreement']} | {r['gate']}"
               f"{' (' + r['fallback'] + ')' if r['fallback'] else ''} | "
               f"{r['latency_ms_median']:.2f} | {speedup} | {r['parity_vs_torch_max_abs']:.3g} |")
+    if result.get("attempts"):
+        # What each fallback bought and cost: the gate's own figures (mAP on the validation
+        # set, median latency while evaluating), first export included.
+        print("\nartifacts that needed a fallback, every version measured:")
+        print("| artifact | version | Δ vs fp32 | gate | median ms (gate) |")
+        print("|---|---|---|---|---|")
+        for key, attempts in result["attempts"].items():
+            for a in attempts:
+                print(f"| {key} | {a['name']} | {a.get('delta_map50_95')} | "
+                      f"{a.get('gate', 'error: ' + str(a.get('error')))} | "
+                      f"{a.get('latency_ms_median')} |")
     if result["incomplete"]:
         print(f"\nINCOMPLETE: {result['incomplete']}")
 
