@@ -55,3 +55,16 @@ def tiny_onnx(tmp_path: Path) -> Path:
     return make_yolo_onnx(
         tmp_path / "tiny.onnx", boxes=[(10, 12, 8, 6, 1, 0.9), (20, 20, 6, 6, 2, 0.8)]
     )
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Runs the edgekit CLI in-process: (exit code, stdout, stderr)."""
+    from edgekit.cli import main
+
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from odd_models import (
     make_detector_bundle,
     make_multi_input_onnx,
@@ -20,7 +21,6 @@ from edgekit.bench import BenchSettings, History, bench, bench_matrix, random_in
 from edgekit.bench.history import compare
 from edgekit.bench.memory import PeakRss
 from edgekit.bench.report import write_csv, write_markdown, write_plot
-from edgekit.cli import main
 from edgekit.errors import EdgekitError, ModelError
 
 FAST = BenchSettings(runs=5, warmup=1)
@@ -124,12 +124,8 @@ def test_peak_rss_sees_an_allocation() -> None:
 
 
 def _cli(args: list[str], capsys) -> tuple[int, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
+    code, _, err = run_cli(args, capsys)
+    return code, err
 
 
 def test_cli_bench_file_json_and_history(models, tmp_path, capsys, monkeypatch) -> None:

@@ -21,11 +21,11 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("openvino")
 pytest.importorskip("nncf")
 
+from conftest import run_cli  # noqa: E402
 from edgekit.export import ExportIncomplete, export  # noqa: E402
 from edgekit.export.gate import Measurement, agreement, compare  # noqa: E402
 
 from edgekit.bundle import Bundle  # noqa: E402
-from edgekit.cli import main  # noqa: E402
 from edgekit.data.synth import LABELS, write_dataset  # noqa: E402
 from edgekit.errors import DatasetError, EdgekitError  # noqa: E402
 from edgekit.types import Detections  # noqa: E402
@@ -207,10 +207,5 @@ def export_model(data: dict) -> object:
 
 
 def _cli(args: list[str], capsys) -> tuple[int, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.err + captured.out
+    code, out, err = run_cli(args, capsys)
+    return code, err + out
