@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 OUT     ?= out
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup demo test lint sample-bundle train-sample clean
+.PHONY: setup system-deps demo test lint sample-bundle train-sample clean
 
 setup: $(STAMP)
 
@@ -48,7 +48,12 @@ demo: setup
 	@echo "  bench.md, bench.png     latency/accuracy per artifact on this machine (bench.json, .csv)"
 	@echo "  live.mp4, events.jsonl  the sample model live on a generated stream (run.json: fps, latency)"
 
-test: setup
+# The Debian packages the tests drive for real (ffmpeg, sshd, an RTSP server, mosquitto,
+# chromium): installed when root or passwordless sudo allows, otherwise named (tools/).
+system-deps:
+	tools/system-deps.sh
+
+test: setup system-deps
 	$(BIN)/python -m pytest -q
 
 lint: setup

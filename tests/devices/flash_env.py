@@ -25,7 +25,9 @@ SSHD = "/usr/sbin/sshd"
 PYTHON = sys.executable
 
 needs_sshd = pytest.mark.skipif(not Path(SSHD).exists() or shutil.which("ssh-keygen") is None,
-                                reason="openssh-server is not installed (.ci/run installs it)")
+                                reason="needs sshd and ssh-keygen (Debian openssh-server): "
+                                "run `make system-deps` as root, or "
+                                "`sudo apt-get install openssh-server openssh-client`")
 
 
 def _free_port() -> int:

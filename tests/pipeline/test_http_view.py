@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 from pipeline_helpers import wait_for
+from system import require_program
 
 from edgekit.analytics import parse_config
 from edgekit.pipeline import Pipeline
@@ -66,10 +67,11 @@ def test_stats_metrics_and_mjpeg(live) -> None:
 
 
 def test_page_shows_the_stream_in_headless_chromium(live, tmp_path: Path) -> None:
+    chromium = require_program("chromium", "chromium")
     pipeline, view = live
     assert wait_for(lambda: pipeline.metrics.camera("cam0").frames_out >= 3)
     dom = subprocess.run(
-        ["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
          "--virtual-time-budget=4000", "--dump-dom", view.url],
         capture_output=True, text=True, timeout=60).stdout
     assert '<figure id="cam-cam0">' in dom
