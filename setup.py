@@ -7,11 +7,14 @@ a new subpackage needs no listing anywhere (a hand-kept list once shipped wheels
 edgekit.export.models).
 """
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 
 def _tree(folder: str, name: str) -> list[str]:
-    return [name] + [f"{name}.{sub}" for sub in find_packages(folder)]
+    # Namespace discovery so data folders (sample/bundle, boards) are packages too: setuptools
+    # otherwise warns once per file that their data "would be ignored" (about 80 warnings).
+    found = find_namespace_packages(folder, exclude=["*__pycache__*", "*.egg-info*"])
+    return [name] + [f"{name}.{sub}" for sub in found]
 
 
 setup(packages=_tree("edgekit", "edgekit") + _tree("export", "edgekit.export")
