@@ -7,6 +7,8 @@
 #                               an RTSP camera (gst-rtsp-server, run by the system python3)
 #   mosquitto                   an MQTT broker for the event sink
 #   chromium                    a real browser opens the live view
+#   systemd                     systemd-analyze verifies the unit `edgekit service install`
+#                               writes (tests/devices/test_service.py; no running systemd needed)
 # It installs only what is missing, so a prepared machine pays one dpkg query.
 # Without root (and without passwordless sudo) it installs nothing, says which packages are
 # missing and how to get them; the tests that need them are then skipped with that hint.
@@ -16,7 +18,7 @@ PACKAGES=(
   make ffmpeg openssh-server openssh-client
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-  mosquitto chromium
+  mosquitto chromium systemd
 )
 
 if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then

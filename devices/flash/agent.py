@@ -12,6 +12,8 @@ Layout under the install root::
     current -> versions/<id>   switched by rename(2) of a new symlink: atomic
     state.json          history of activations and the last health check
     device.json         the device's policy: {"require_signature": true, "trusted_keys": [...]}
+    service.json        written by `edgekit serve` (devices/service): heartbeat and verdicts
+    .lock               held while a command switches versions (the service waits on it)
 
 Every command prints one JSON object on stdout. Exit status: 0 ok, 1 the step failed (the
 JSON says why), 2 bad usage.
@@ -20,6 +22,8 @@ JSON says why), 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -67,6 +71,40 @@ def _read_json(path: Path, default: dict[str, Any]) -> dict[str, Any]:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return default
+
+
+@contextlib.contextmanager
+def _locked(root: Path, *, blocking: bool = True):
+    """Holds ``root/.lock`` (flock): one writer of ``current`` and state.json at a time.
+
+    The device service takes it too, so it neither loads a version the agent is still
+    health-checking nor rolls back while a flash writes the history.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+SERVICE_STALE_S = 15.0  # a heartbeat older than this: the service is not running
+
+
+def _service(root: Path) -> dict[str, Any] | None:
+    """The device service's own record (service.json), with ``alive`` worked out."""
+    data = _read_json(root / "service.json", {})
+    if not data:
+        return None
+    try:
+        os.kill(int(data.get("pid", 0)), 0)
+        running = True
+    except (OSError, ValueError):
+        running = False
+    fresh = time.time() - float(data.get("heartbeat", 0)) < SERVICE_STALE_S
+    data["alive"] = running and fresh and data.get("status") != "stopped"
+    return data
 
 
 def _state(root: Path) -> dict[str, Any]:
@@ -167,11 +205,12 @@ def cmd_facts(args: argparse.Namespace) -> int:
         "arch": platform.machine(), "os": _os_name(), "python": platform.python_version(),
         "python_path": sys.executable, "device_tree_model": _device_tree_model(),
         "packages": _packages(), "free_bytes": _free_bytes(root), "root": str(root.absolute()),
-        "board": _detected_board(), "current": _current(root),
+        "board": None if args.no_detect else _detected_board(), "current": _current(root),
         "installed": sorted(p.name for p in (root / "versions").glob("*"))
         if (root / "versions").is_dir() else [],
         "require_signature": bool(policy.get("require_signature")),
         "trusted_keys": len(policy.get("trusted_keys", [])),
+        "time": time.time(), "service": _service(root),
     })
 
 
@@ -324,7 +363,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     installed = {p.name for p in (root / "versions").glob("*")} if (root / "versions").is_dir() \
         else set()
     good = [h["version"] for h in state["history"] if h.get("action") in ("activate", "rollback")]
-    candidates = [v for v in reversed(good) if v != active and v in installed]
+    failed = {h["version"] for h in state["history"] if h.get("action") == "rolled-back"}
+    candidates = [v for v in reversed(good) if v != active and v in installed and v not in failed]
     if not candidates:
         return _emit({"ok": False, "active": active,
                       "reason": "no earlier healthy version is kept on the device"}, 1)
@@ -348,7 +388,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     data = {"ok": True, "root": str(root.absolute()), "active": active, "kept": versions,
             "staging": sorted(p.name for p in (root / "staging").glob("*") if p.is_dir())
             if (root / "staging").is_dir() else [],
-            "last_health": state.get("last_health"), "history": state["history"][-10:]}
+            "last_health": state.get("last_health"), "history": state["history"][-10:],
+            "service": _service(root)}
     if args.check and active:
         health = _health(root / "versions" / active, {"golden": not args.no_golden})
         data["check"] = health
@@ -362,6 +403,31 @@ def cmd_discard(args: argparse.Namespace) -> int:
     shutil.rmtree(stage, ignore_errors=True)
     (stage.parent / f"{stage.name}.plan.json").unlink(missing_ok=True)
     return _emit({"ok": True, "removed": str(stage)})
+
+
+FINAL_VERDICTS = ("healthy", "rolled-back", "load-failed", "superseded")
+
+
+def cmd_verdict(args: argparse.Namespace) -> int:
+    """Waits for the device service's verdict on ``--version`` (switched after ``--since``)."""
+    root = Path(args.root)
+    deadline = time.monotonic() + args.timeout
+    while True:
+        service = _service(root)
+        if not service or not service.get("alive"):
+            return _emit({"ok": True, "service": False, "verdict": None,
+                          "reason": "no edgekit service runs on the device"})
+        for entry in reversed(service.get("verdicts", [])):
+            if entry.get("version") == args.version and entry.get("since", 0) >= args.since \
+                    and entry.get("verdict") in FINAL_VERDICTS:
+                ok = entry["verdict"] == "healthy"
+                return _emit({"ok": ok, "service": True, **entry}, 0 if ok else 1)
+        if time.monotonic() >= deadline:
+            return _emit({"ok": False, "service": True, "verdict": "timeout",
+                          "version": args.version, "active": _current(root),
+                          "reason": f"the service gave no verdict within {args.timeout:.0f} s"},
+                         1)
+        time.sleep(0.2)
 
 
 def cmd_health(args: argparse.Namespace) -> int:
@@ -383,12 +449,19 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--root", required=True)
         if name == "discard":
             p.add_argument("--version", required=True)
+        if name == "facts":  # the board is known (--board, inventory): skip the ~0.5 s probe
+            p.add_argument("--no-detect", action="store_true")
         if name == "activate":
             p.add_argument("--plan", required=True)
         if name in ("rollback", "status"):
             p.add_argument("--no-golden", action="store_true")
         if name == "status":
             p.add_argument("--check", action="store_true")
+    p = sub.add_parser("verdict")
+    p.add_argument("--root", required=True)
+    p.add_argument("--version", required=True)
+    p.add_argument("--since", type=float, default=0.0)
+    p.add_argument("--timeout", type=float, default=120.0)
     p = sub.add_parser("health")
     p.add_argument("directory")
     p.add_argument("--no-golden", action="store_true")
@@ -396,7 +469,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=10)
     args = parser.parse_args(argv)
     handler = {"facts": cmd_facts, "activate": cmd_activate, "rollback": cmd_rollback,
-               "status": cmd_status, "health": cmd_health, "discard": cmd_discard}[args.command]
+               "status": cmd_status, "health": cmd_health, "discard": cmd_discard,
+               "verdict": cmd_verdict}[args.command]
+    if args.command in ("activate", "rollback"):
+        with _locked(Path(args.root)):
+            return handler(args)
     return handler(args)
 
 

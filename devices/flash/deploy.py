@@ -22,6 +22,7 @@ from edgekit.bundle import Bundle
 
 from .preflight import Plan, make_plan
 from .targets import FlashError, Target, Transport
+from .verdict import await_verdict
 
 AGENT = Path(__file__).with_name("agent.py")
 STATUSES = ("ok", "rolled-back", "refused", "unreachable", "failed")
@@ -39,6 +40,8 @@ class FlashSettings:
         max_latency_ms: The health check's limit on a full detector call (median).
         runs: Timed detector calls in the health check.
         check_space: Refuse in preflight when the device lacks the space.
+        verdict_timeout_s: Where an ``edgekit serve`` runs on the device, how long to wait for
+            its verdict on live frames (probation); 0 does not wait.
         progress: Called with the bytes sent after each chunk.
     """
 
@@ -49,6 +52,7 @@ class FlashSettings:
     max_latency_ms: float = 2000.0
     runs: int = 10
     check_space: bool = True
+    verdict_timeout_s: float = 120.0
     progress: Callable[[int], None] | None = None
 
 
@@ -133,7 +137,8 @@ async def _flash(transport: Transport, bundle: Bundle, settings: FlashSettings,
                  result: FlashResult) -> None:
     root = transport.target.root
     agent = await install_agent(transport)
-    _, facts = await agent_call(transport, agent, "facts", "--root", root)
+    _, facts = await agent_call(transport, agent, "facts", "--root", root,
+                                *(("--no-detect",) if settings.board else ()))
     result.previous = result.active = facts.get("current")
     plan = make_plan(bundle, facts, board=settings.board, golden=settings.golden,
                      health=settings.health, check_space=settings.check_space)
@@ -149,6 +154,7 @@ async def _flash(transport: Transport, bundle: Bundle, settings: FlashSettings,
         result.health = answer.get("health")
         if code == 0:
             result.status = "ok"
+            await await_verdict(transport, agent, facts, plan.version, settings, result)
             return
         if answer.get("stage") == "verify" and attempt == 1:
             continue  # the agent deleted the corrupt files: send them once more

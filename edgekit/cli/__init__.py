@@ -22,6 +22,7 @@ from .flash_cmd import flash_command, keygen_command, sign_command, status_comma
 from .info_cmd import info
 from .predict_cmd import predict
 from .run_cmd import run_command
+from .service_cmd import serve_command, service_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,6 +40,8 @@ for command in (export_command, eval_command, predict, sample_data, info, bench_
 for command in (flash_command, status_command, sign_command, keygen_command):
     cli.add_command(command)
 cli.add_command(run_command)
+for command in (serve_command, service_group):
+    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:

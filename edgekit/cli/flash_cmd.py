@@ -64,11 +64,14 @@ def _show(results, title: str) -> None:
               help="Health check: median full-detection latency limit.")
 @click.option("--no-health", is_flag=True,
               help="Skip the health check (an SD card that cannot run here).")
+@click.option("--verdict-timeout", type=click.FloatRange(min=0), default=120.0,
+              show_default=True, help="Where `edgekit serve` runs on the device: seconds to "
+              "wait for its verdict on live frames (0: do not wait).")
 @_ssh_options
 @json_file
 def flash_command(bundle, target, inventory, parallel, rollback_target, board, keep,
-                  max_latency_ms, no_health, identity, known_hosts, accept_new_host_key,
-                  remote_python, no_golden, json_path) -> None:
+                  max_latency_ms, no_health, verdict_timeout, identity, known_hosts,
+                  accept_new_host_key, remote_python, no_golden, json_path) -> None:
     """Flash BUNDLE onto TARGET (ssh://user@host[:port][/root], user@host, or a path).
 
     Preflight, upload, sha256 check, atomic switch, health check on the device, automatic
@@ -91,7 +94,8 @@ def flash_command(bundle, target, inventory, parallel, rollback_target, board, k
         raise EdgekitError("Give BUNDLE and TARGET, or BUNDLE --inventory FILE.",
                            hint="e.g. edgekit flash out/bundle ssh://pi@cam-01/opt/edgekit")
     settings = FlashSettings(board=board, keep=keep, health=not no_health,
-                             golden=not no_golden, max_latency_ms=max_latency_ms)
+                             golden=not no_golden, max_latency_ms=max_latency_ms,
+                             verdict_timeout_s=verdict_timeout)
     if inventory:
         hosts = load_inventory(inventory, identity=identity, known_hosts=known_hosts,
                                python=remote_python,
@@ -143,13 +147,29 @@ def status_command(target, check, identity, known_hosts, accept_new_host_key, re
             ("health", "ok" if health.get("ok") else f"FAILED: {health.get('reason')}"
              if health else "-"),
             ("latency", f"{health['latency_ms']:.1f} ms" if health.get("latency_ms") else "-")]
+    rows += _service_rows(info.get("service"))
     for entry in info.get("history", [])[-5:]:
-        rows.append((entry["time"], f"{entry['action']} {entry['version']}"))
+        why = (entry.get("health") or {}).get("reason") if entry["action"] == "rolled-back" \
+            else None
+        rows.append((entry["time"], f"{entry['action']} {entry['version']}"
+                     + (f": {why}" if why else "")))
     console.print(table(f"{target} ({info.get('root')})", ["", ""], rows))
     write_json(json_path, info)
     if check and not result.ok:
         raise EdgekitError(f"{target}: the active version fails its health check: "
                            f"{result.reason}", hint="Roll back: edgekit flash --rollback TARGET")
+
+
+def _service_rows(service: dict | None) -> list[tuple[str, str]]:
+    """What `edgekit serve` on the device says (devices/service), if one ever ran there."""
+    if not service:
+        return [("service", "none")]
+    state = "running" if service.get("alive") else "not running"
+    rows = [("service", f"{state} {service.get('version') or ''}".strip())]
+    for verdict in service.get("verdicts", [])[-3:]:
+        reason = f": {verdict['reason']}" if verdict.get("reason") else ""
+        rows.append(("live verdict", f"{verdict.get('verdict')} {verdict['version']}{reason}"))
+    return rows
 
 
 @click.command("sign")

@@ -158,4 +158,15 @@ def prometheus(summary: dict[str, Any]) -> str:
         for s, w in summary["stages_ms"].items() if w.get("count") for p in PERCENTILES])
     metric("events_total", "counter", "Analytics events.",
            [(f'{{kind="{_label(k)}"}}', v) for k, v in summary["events"].items()])
+    service = summary.get("service")
+    if service:  # `edgekit serve` (devices/service): which model runs and whether it is trusted
+        metric("model_info", "gauge", "The model version running (value 1).",
+               [(f'{{version="{_label(str(service.get("version")))}"}}', 1)])
+        for key, kind, help_ in (
+                ("healthy", "gauge", "1 when the running model passed its checks."),
+                ("on_probation", "gauge", "1 while a new model is on probation."),
+                ("swaps", "counter", "Model swaps since the service started."),
+                ("rollbacks", "counter", "Rollbacks after a failed live probation.")):
+            name = f"model_{key}_total" if kind == "counter" else key
+            metric(name, kind, help_, [("", int(service.get(key) or 0))])
     return "\n".join(lines) + "\n"

@@ -33,15 +33,19 @@ class StagedModel:
         post: (raw output, context, image shape) -> Detections.
         labels: Class names.
         batch: How many inputs one ``infer`` call may take (1 for static-batch models).
+        tags: raw output -> facts stamped on that frame's result and events (a hot-swapped
+            model's version, devices/service); None stamps nothing.
     """
 
     def __init__(self, *, pre: Callable[[np.ndarray], tuple[Any, Any]],
                  infer: Callable[[list[Any]], list[Any]],
                  post: Callable[[Any, Any, tuple[int, ...]], Detections],
-                 labels: list[str], batch: int = 1) -> None:
+                 labels: list[str], batch: int = 1,
+                 tags: Callable[[Any], dict[str, Any]] | None = None) -> None:
         self.pre, self.infer, self.post = pre, infer, post
         self.labels = labels
         self.batch = batch
+        self.tags = tags
 
 
 def staged(model: Any, *, settings: ModelSettings | None = None,

@@ -366,9 +366,13 @@ class Pipeline:
             self.metrics.stage("track", (time.perf_counter() - t1) * 1e3)
             for event in events:
                 self.metrics.event(event["type"])
+        tags = self.model.tags(item.output) if self.model.tags else {}
+        if tags:  # e.g. the model version: every event says which model saw it
+            events = [{**event, **tags} for event in events]
         counters = self.metrics.camera(cam.name)
         counters.frames_out += 1
-        result = Result(cam.name, frame, detections, self.model.labels, events, counts, overlay)
+        result = Result(cam.name, frame, detections, self.model.labels, events, counts, overlay,
+                        tags)
         if not self._runners:
             counters.end_to_end.add((time.time_ns() - frame.timestamp_ns) / 1e6)
         for runner in self._runners:

@@ -22,7 +22,8 @@ class Result:
         labels: Class names.
         events: Line crossings and zone enter/exit events of this frame.
         counts: Running analytics totals of this camera (line and zone counts).
-        stats: A callable returning the pipeline's summary (for live views).
+        overlay: Draws lines and zones on an image, or None.
+        tags: Facts about the model that produced this result (its version), or empty.
     """
 
     camera: str
@@ -32,6 +33,7 @@ class Result:
     events: list[dict[str, Any]] = field(default_factory=list)
     counts: dict[str, Any] = field(default_factory=dict)
     overlay: Any = None  # callable(image) -> None drawing lines and zones, or None
+    tags: dict[str, Any] = field(default_factory=dict)
     _annotated: np.ndarray | None = None
 
     def annotated(self) -> np.ndarray:
@@ -53,6 +55,7 @@ class Result:
             "camera": self.camera, "source": self.frame.source_id, "index": self.frame.index,
             "timestamp_ns": self.frame.timestamp_ns,
             "detections": self.detections.to_records(self.labels), "events": self.events,
+            **self.tags,
         }
 
 
