@@ -184,9 +184,13 @@ async def _send_plan(transport: Transport, plan: Plan, settings: FlashSettings) 
 
 
 async def _upload(transport: Transport, agent: str, plan: Plan, settings: FlashSettings,
-                  result: FlashResult) -> None:
-    """Sends the files the device lacks; a partial file is continued from where it stopped."""
-    stage = f"{transport.target.root}/staging/{plan.version}"
+                  result: FlashResult, *, stage: str | None = None) -> None:
+    """Sends the files the device lacks; a partial file is continued from where it stopped.
+
+    ``stage`` is the directory on the device (default: the flash staging directory; `bench
+    --on` sends into its own scratch directory).
+    """
+    stage = stage or f"{transport.target.root}/staging/{plan.version}"
 
     def sent(count: int) -> None:
         result.sent_bytes += count

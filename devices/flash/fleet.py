@@ -24,7 +24,7 @@ from .deploy import FlashResult, FlashSettings, flash_async
 from .targets import Target, parse_target
 
 HOST_FIELDS = {"target", "board", "python", "identity", "known_hosts", "root",
-               "accept_new_host_key", "connect_timeout"}
+               "accept_new_host_key", "connect_timeout", "emulated"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,6 +34,7 @@ class Host:
     name: str
     target: Target
     board: str | None = None
+    emulated: bool = False  # an emulated board (qemu): its bench results are kept apart
 
 
 def load_inventory(path: str | Path, **overrides: Any) -> list[Host]:
@@ -68,7 +69,9 @@ def load_inventory(path: str | Path, **overrides: Any) -> list[Host]:
                                f"{', '.join(sorted(unknown))}.",
                                hint=f"Known fields: {', '.join(sorted(HOST_FIELDS))}.")
         uri, board = str(fields.pop("target")), fields.pop("board", None)
-        out.append(Host(name=str(name), target=parse_target(uri, **fields), board=board))
+        emulated = bool(fields.pop("emulated", False))
+        out.append(Host(name=str(name), target=parse_target(uri, **fields), board=board,
+                        emulated=emulated))
     return out
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import shlex
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 from edgekit.errors import require
@@ -116,6 +117,31 @@ class SshTransport(Transport):
             raise FlashError(f"{self.target.name}: the connection dropped: {exc}.") from None
         code = result.exit_status if result.exit_status is not None else 255
         return code, str(result.stdout or ""), str(result.stderr or "")
+
+    async def stream(self, argv: list[str], *, on_line: Callable[[str], None],
+                     timeout: float = 600) -> tuple[int | None, str]:
+        """Runs one command and hands each stdout line over as it arrives.
+
+        A killed command or a dropped connection returns status None (no exit status came).
+        """
+        asyncssh = require("asyncssh", extra="flash", purpose="flashing over SSH")
+
+        async def pump() -> tuple[int | None, str]:
+            async with self._conn.create_process(shlex.join(argv)) as process:
+                async for line in process.stdout:
+                    on_line(line.rstrip("\n"))
+                await process.wait(check=False)
+                err = await process.stderr.read()
+                killed = process.exit_signal is not None or process.exit_status is None
+                return (None if killed else process.exit_status), str(err or "")
+
+        try:
+            return await asyncio.wait_for(pump(), timeout)
+        except asyncio.TimeoutError:
+            raise FlashError(f"{self.target.name}: '{argv[2] if len(argv) > 2 else argv[0]}' "
+                             f"timed out after {timeout:.0f} s.") from None
+        except (OSError, asyncssh.Error):
+            return None, "the connection dropped"
 
     async def size(self, path: str) -> int | None:
         asyncssh = require("asyncssh")

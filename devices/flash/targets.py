@@ -140,6 +140,19 @@ class Transport(ABC):
     async def run(self, argv: list[str], *, timeout: float = 600) -> tuple[int, str, str]:
         """Runs one command (a list: each argument is quoted, never interpreted by a shell)."""
 
+    async def stream(self, argv: list[str], *, on_line: Callable[[str], None],
+                     timeout: float = 600) -> tuple[int | None, str]:
+        """Runs one command, calling ``on_line`` with each stdout line as it arrives.
+
+        Returns:
+            (exit status, or None when the command was killed or the connection dropped;
+            stderr). This default waits for the end; transports that can stream override it.
+        """
+        code, out, err = await self.run(argv, timeout=timeout)
+        for line in out.splitlines():
+            on_line(line)
+        return code, err
+
     @abstractmethod
     async def size(self, path: str) -> int | None:
         """A remote file's size, or None when it does not exist."""
@@ -181,6 +194,28 @@ class LocalTransport(Transport):
             raise FlashError(f"{argv[1] if len(argv) > 1 else argv[0]} timed out after "
                              f"{timeout:.0f} s on {self.target.name}.") from None
         return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+
+    async def stream(self, argv: list[str], *, on_line: Callable[[str], None],
+                     timeout: float = 600) -> tuple[int | None, str]:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            cwd=str(Path.home()))
+        err = asyncio.ensure_future(proc.stderr.read())
+
+        async def pump() -> None:
+            while line := await proc.stdout.readline():
+                on_line(line.decode(errors="replace").rstrip("\n"))
+            await proc.wait()
+
+        try:
+            await asyncio.wait_for(pump(), timeout)  # asyncio.timeout needs Python 3.11
+        except asyncio.TimeoutError:
+            proc.kill()
+            raise FlashError(f"{argv[1] if len(argv) > 1 else argv[0]} timed out after "
+                             f"{timeout:.0f} s on {self.target.name}.") from None
+        code = proc.returncode
+        return (code if code is not None and code >= 0 else None), \
+            (await err).decode(errors="replace")
 
     async def size(self, path: str) -> int | None:
         target = self._path(path)

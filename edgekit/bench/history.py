@@ -68,14 +68,16 @@ class History:
     def append(self, result: BenchResult) -> int:
         """Stores one result; returns its id."""
         acc = result.accuracy or {}
+        board = result.fingerprint.get("board", "")
+        if result.fingerprint.get("emulated"):
+            board = f"{board} (emulated)"  # an emulator's speed is never a board's history
         with closing(self._connect()) as conn, conn:
             cur = conn.execute(
                 "INSERT INTO runs (timestamp, model, artifact, board, backend, executed_on, "
                 "precision, threads, p50_ms, mean_ms, fps, peak_rss_mb, map50_95, result) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (result.timestamp, result.model, result.artifact,
-                 result.fingerprint.get("board", ""), result.backend, result.executed_on,
-                 result.precision, result.threads, result.latency_ms["p50"],
+                (result.timestamp, result.model, result.artifact, board, result.backend,
+                 result.executed_on, result.precision, result.threads, result.latency_ms["p50"],
                  result.latency_ms["mean"], result.fps, result.peak_rss_mb,
                  acc.get("map50_95"), json.dumps(result.to_dict(), default=str)))
             return int(cur.lastrowid)

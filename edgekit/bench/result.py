@@ -37,6 +37,11 @@ class BenchResult:
     end_to_end_ms: dict[str, float] | None = None
     accuracy: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    # Filled by on-board runs (`bench --on`): FLOPs, achieved GFLOP/s and the fraction of the
+    # board's matmul peak; temperature/clocks/throttling over the run; the golden replay.
+    compute: dict[str, Any] | None = None
+    thermal: dict[str, Any] | None = None
+    golden: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import click
 
+from ..errors import EdgekitError
 from . import _options as opt
 from ._ui import console, table
+from .bench_boards import compare_boards, remote_options, run_remote, wants_remote
 
 
 class _DefaultRun(click.Group):
@@ -79,12 +81,17 @@ _history_option = click.option(
               help="PNG: latency vs accuracy per artifact.")
 @_history_option
 @click.option("--no-history", is_flag=True, help="Do not append to the history.")
+@remote_options
 def bench_run(model: str, board: str | None, format_: str | None, precision: str | None,
               threads: int | None, runs: int, duration: float | None, warmup: int,
               shape: tuple[str, ...], val: str | None, matrix: bool, allow_fallback: bool,
               json_path: str | None, csv_path: str | None, md_path: str | None,
-              plot_path: str | None, history_path: str | None, no_history: bool) -> None:
-    """Benchmark MODEL: a bundle, `sample`, or any .onnx/.tflite/OpenVINO .xml file."""
+              plot_path: str | None, history_path: str | None, no_history: bool,
+              **remote) -> None:
+    """Benchmark MODEL: a bundle, `sample`, or any .onnx/.tflite/OpenVINO .xml file.
+
+    With --on TARGET or --inventory FLEET, on those devices instead (see bench_boards.py).
+    """
     from ..bench import BenchSettings, History, bench, bench_matrix
     from ..bench import report as rep
     from ..errors import EdgekitError
@@ -94,6 +101,16 @@ def bench_run(model: str, board: str | None, format_: str | None, precision: str
     settings = BenchSettings(runs=runs, duration_s=duration, warmup=warmup,
                              shapes=_shapes(shape))
     settings.check()
+    if wants_remote(remote):
+        if format_ or precision or shape or allow_fallback:
+            raise EdgekitError("--format/--precision/--shape/--allow-fallback are for this "
+                               "machine; on devices edgekit measures what each board runs.",
+                               hint="Add --matrix to measure every artifact a board can run.")
+        run_remote(model, remote, board=board, threads=threads, runs=runs, duration=duration,
+                   warmup=warmup, val=val, matrix=matrix, history_path=history_path,
+                   no_history=no_history, outputs={"json": json_path, "csv": csv_path,
+                                                   "markdown": md_path, "plot": plot_path})
+        return
     dataset = None
     if val:
         from ..data.dataset import load_dataset
@@ -163,14 +180,31 @@ def bench_history(model: str | None, board: str | None, limit: int,
 
 
 @bench_group.command("compare")
-@click.argument("old_id", type=int)
-@click.argument("new_id", type=int)
+@click.argument("old_id", type=int, required=False)
+@click.argument("new_id", type=int, required=False)
+@click.option("--model", default=None, help="Board table: only runs whose model has this text.")
+@click.option("--board", default=None, help="Board table: only this board profile.")
+@click.option("--markdown", "md_path", type=click.Path(dir_okay=False), default=None)
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+              help="PNG: latency vs mAP, one series per board.")
 @_history_option
 @opt.json_file
-def bench_compare(old_id: int, new_id: int, history_path: str | None,
-                  json_path: str | None) -> None:
-    """Compare two runs of the history (ids from `edgekit bench history`)."""
+def bench_compare(old_id: int | None, new_id: int | None, model: str | None,
+                  board: str | None, md_path: str | None, plot_path: str | None,
+                  history_path: str | None, json_path: str | None) -> None:
+    """Compare two runs (OLD_ID NEW_ID), or without ids: one table across boards.
+
+    The table has the newest run per device and artifact: p50/p99, fps, mAP, utilisation,
+    temperature, and the artifact each board would run.
+    """
     from ..bench import History
+
+    if old_id is None or new_id is None:
+        if old_id is not None:
+            raise EdgekitError("Give two run ids (OLD_ID NEW_ID), or none for the board table.")
+        compare_boards(history_path, model=model, board=board,
+                       outputs={"json": json_path, "markdown": md_path, "plot": plot_path})
+        return
     from ..bench.history import compare
     from ._ui import write_json
 
