@@ -1,5 +1,6 @@
-"""How long `edgekit bench --inventory` takes on a fleet of loopback devices, --parallel 1 vs N,
-and the FLOPs / utilisation of a bundle on this host (matmul probe's peak, same threads).
+"""How long `edgekit bench --inventory` takes on a fleet of loopback devices, --parallel 1 vs N;
+the FLOPs / utilisation of a bundle on this host (matmul probe's peak, same threads); and the
+two-board table one `edgekit bench --inventory` command prints.
 
 Each "device" is a real OpenSSH server on 127.0.0.1 (Debian's sshd, own config and keys) whose
 Python is this interpreter: facts, SFTP upload with sha256 on the device, the on-board bench
@@ -41,6 +42,27 @@ async def _fleet(lab: Lab, bundle: str, work: Path, devices: int, parallel: int,
     return time.perf_counter() - start, results
 
 
+def _two_board_table(lab: Lab, bundle: str, work: Path, runs: int) -> str:
+    """The CLI's one command on an inventory of two boards (two sshd 'devices' of this host
+    with their own install roots), with a 20-image validation set: its Markdown table."""
+    import yaml
+
+    from edgekit.cli import main as cli
+    from edgekit.data.synth import write_dataset
+
+    hosts = {name: {"target": lab.servers[i].uri(work / name)}
+             for i, name in enumerate(("board-a", "board-b"))}
+    inventory = work / "fleet.yaml"
+    inventory.write_text(yaml.safe_dump({"defaults": {
+        "python": sys.executable, "identity": str(lab.client_key),
+        "known_hosts": str(lab.known_hosts)}, "hosts": hosts}))
+    val = write_dataset(work / "val", count=20, seed=12345, width=320, height=320)
+    table = work / "boards.md"
+    cli(["bench", bundle, "--inventory", str(inventory), "--parallel", "1", "--runs",
+         str(runs), "--val", str(val), "--markdown", str(table), "--no-history"])
+    return table.read_text()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", default="sample")
@@ -57,6 +79,7 @@ def main() -> None:
         try:
             for _ in range(args.servers):
                 lab.server()
+            print(_two_board_table(lab, args.bundle, work / "table", args.runs))
             # One device alone first: the figures of this host without sharing the CPU.
             _, [alone] = asyncio.run(_fleet(lab, args.bundle, work / "alone", 1, 1, args.runs))
             assert alone.ok, alone.reason

@@ -176,11 +176,16 @@ async def _send_plan(transport: Transport, plan: Plan, settings: FlashSettings) 
                        "skip": not settings.health}}
     remote = f"{transport.target.root}/staging/{plan.version}.plan.json"
     await transport.makedirs(f"{transport.target.root}/staging/{plan.version}")
+    await put_json(transport, remote, data)
+    return remote
+
+
+async def put_json(transport: Transport, remote: str, data: dict[str, Any]) -> None:
+    """Writes ``data`` as a JSON file on the device."""
     with tempfile.TemporaryDirectory() as tmp:
-        local = Path(tmp) / "plan.json"
+        local = Path(tmp) / "data.json"
         local.write_text(json.dumps(data))
         await transport.put(local, remote)
-    return remote
 
 
 async def _upload(transport: Transport, agent: str, plan: Plan, settings: FlashSettings,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -29,7 +28,7 @@ from edgekit.bench.result import BenchResult
 from edgekit.bundle import Artifact, Bundle
 from edgekit.errors import BundleError, EdgekitError
 
-from ..flash.deploy import FlashResult, FlashSettings, _upload, agent_call, install_agent
+from ..flash.deploy import FlashResult, FlashSettings, _upload, agent_call, install_agent, put_json
 from ..flash.fleet import Host
 from ..flash.preflight import Plan, StagedFile, _device_problems, _files, choose_board, version_id
 from ..flash.targets import FlashError, Target, Transport
@@ -236,10 +235,7 @@ async def _send_plan(transport: Transport, scratch: str, plan: Plan, artifacts: 
             "peak_seconds": settings.peak_seconds,
             "thermal_interval_s": settings.thermal_interval_s}
     remote = f"{scratch}/bench-plan.json"
-    with tempfile.TemporaryDirectory() as tmp:
-        local = Path(tmp) / "plan.json"
-        local.write_text(json.dumps(data))
-        await transport.put(local, remote)
+    await put_json(transport, remote, data)
     return remote
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 PROTOCOL = 1
+HEARTBEAT_S = 5.0  # a progress line per artifact this often during a long (--duration) run
 MANIFEST = "edgekit.json"
 SOURCE_MANIFEST = "edgekit.source.json"
 
@@ -93,13 +94,17 @@ def bench_artifact(directory: Path, key: str, plan: dict[str, Any], dataset: Any
     settings = BenchSettings(runs=spec["runs"], duration_s=spec.get("duration_s"),
                              warmup=spec["warmup"], seed=spec.get("seed", 0))
     fmt, precision = key.split("/")
-    start = time.perf_counter()
+    start = last = time.perf_counter()
 
     def heartbeat(reading: dict[str, Any]) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        if now - last < HEARTBEAT_S and now - start > HEARTBEAT_S:
+            return  # the first beat at once (the run is going), then every HEARTBEAT_S
+        last = now
         temps = reading["temperature_c"]
         hottest = f", {max(temps.values()):.1f} °C" if temps else ""
-        emit("progress", artifact=key,
-             message=f"{key}: measuring, {time.perf_counter() - start:.0f} s{hottest}")
+        emit("progress", artifact=key, message=f"{key}: measuring, {now - start:.0f} s{hottest}")
 
     with Sampler(interval_s=plan.get("thermal_interval_s", 1.0), on_reading=heartbeat) as temp:
         result = bench(directory, settings=settings, board=plan.get("board"), format=fmt,

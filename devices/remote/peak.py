@@ -22,7 +22,7 @@ from typing import Any
 
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                     "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
-SIZES = (128, 256, 512, 1024, 2048)
+SIZES = (256, 512, 1024, 2048)  # below 256 a multiply measures call overhead
 MIN_CALL_S = 0.05  # grow the matrix until one multiply takes this long (a fast board)
 
 

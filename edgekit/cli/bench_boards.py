@@ -14,7 +14,7 @@ import click
 from rich.markup import escape
 
 from ..errors import EdgekitError
-from ._ui import console, table
+from ._ui import console, fmt, table
 
 STATUS_STYLE = {"ok": "green", "partial": "yellow", "refused": "red", "unreachable": "red",
                 "failed": "red"}
@@ -23,7 +23,10 @@ _SHOWN = ("device", "board", "artifact", "p50_ms", "p99_ms", "fps", "first_ms", 
 
 
 def remote_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """The options of a run on devices, added to `bench run`."""
+    """The options of a run on devices, added to `bench run` (SSH ones as `flash` has them)."""
+    from .flash_cmd import _ssh_options
+
+    func = _ssh_options(func)
     for option in reversed([
         click.option("--on", "on", default=None, metavar="TARGET",
                      help="Benchmark on this device: ssh://user@host[:port]/install/root "
@@ -33,16 +36,6 @@ def remote_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Benchmark on every device of a fleet inventory (as `flash`'s)."),
         click.option("--parallel", type=click.IntRange(1), default=4, show_default=True,
                      help="Devices benchmarked at once (--inventory)."),
-        click.option("--identity", type=click.Path(dir_okay=False), default=None,
-                     help="SSH private key for --on/--inventory."),
-        click.option("--known-hosts", type=click.Path(dir_okay=False), default=None,
-                     help="known_hosts file (default ~/.ssh/known_hosts)."),
-        click.option("--accept-new-host-key", is_flag=True,
-                     help="Trust a device not yet in known_hosts (a changed key is refused)."),
-        click.option("--remote-python", default=None,
-                     help="The device's Python that has edgekit (default python3)."),
-        click.option("--no-golden", is_flag=True,
-                     help="On devices: do not replay the bundle's golden inputs."),
     ]):
         func = option(func)
     return func
@@ -140,7 +133,11 @@ def show_board_table(results: list[dict[str, Any]], *, title: str,
 
     rows = boards.rows(results)
     notes = notes_for(results)
-    console.print(table(title, list(_SHOWN), [[r[k] for k in _SHOWN] for r in rows]))
+    cells = [[r[k] for k in _SHOWN] for r in rows]
+    # Never cut a figure to fit 80 columns (a log is not a terminal): as wide as the cells.
+    width = sum(max(len(fmt(v)) for v in [k, *col]) + 3
+                for k, col in zip(_SHOWN, zip(*cells, strict=True), strict=True)) + 1
+    console.print(table(title, list(_SHOWN), cells), width=max(console.width, width))
     for note in notes:
         console.print(f"[dim]{note}[/]", highlight=False)
     if outputs.get("markdown"):
