@@ -78,6 +78,7 @@ class DeviceBench:
     target: str
     status: str = "failed"  # ok | partial | refused | unreachable | failed
     reason: str | None = None
+    hint: str | None = None
     board: str | None = None
     board_source: str | None = None
     emulated: bool = False
@@ -172,9 +173,9 @@ async def bench_device(bundle: Bundle, host: Host, settings: RemoteSettings, *,
         async with host.target.transport() as transport:
             await _bench(transport, bundle, host, settings, flops or {}, val, out)
     except FlashError as exc:
-        out.status, out.reason = exc.status, exc.message
+        out.status, out.reason, out.hint = exc.status, exc.message, exc.hint
     except EdgekitError as exc:
-        out.status, out.reason = "failed", exc.message
+        out.status, out.reason, out.hint = "failed", exc.message, exc.hint
     except Exception as exc:  # noqa: BLE001 - one device's surprise must not stop a fleet
         out.status, out.reason = "failed", f"{type(exc).__name__}: {exc}"
     out.seconds = time.perf_counter() - start

@@ -87,6 +87,8 @@ def run_remote(model: str, remote: dict[str, Any], *, board: str | None, threads
                       highlight=False)
     _write_json(outputs.get("json"), devices)
     failed = [d for d in devices if not d.ok]
+    if len(devices) == 1 and failed:
+        raise EdgekitError(failed[0].reason or failed[0].status, hint=failed[0].hint)
     if failed:
         raise EdgekitError(f"{len(failed)} of {len(devices)} device(s) did not finish the "
                            f"bench ({', '.join(sorted({d.status for d in failed}))}).",

@@ -48,6 +48,8 @@ def bench_group() -> None:
     edgekit bench MODEL [options]      same as `edgekit bench run MODEL`
     edgekit bench history [--model M]  past runs, newest first
     edgekit bench compare ID_A ID_B    how a run changed
+    edgekit bench MODEL --inventory F  on every device of a fleet, one table
+    edgekit bench compare [--model M]  one table across boards, from the history
     """
 
 
