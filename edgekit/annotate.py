@@ -18,7 +18,7 @@ def _color(class_id: int) -> tuple[int, int, int]:
 
 
 def annotate(image: np.ndarray, detections: Detections, labels: list[str]) -> np.ndarray:
-    """Returns a copy of a BGR image with boxes, labels and confidences drawn."""
+    """Returns a copy of a BGR image with boxes, labels, confidences and keypoints drawn."""
     import cv2
 
     out = image.copy()
@@ -37,4 +37,9 @@ def annotate(image: np.ndarray, detections: Detections, labels: list[str]) -> np
         cv2.putText(
             out, text, (x1, top + th), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA
         )
+    if detections.keypoints is not None:
+        radius = max(2, thickness + 1)
+        for points, cid in zip(detections.keypoints, detections.class_id, strict=True):
+            for x, y in points:
+                cv2.circle(out, (int(round(x)), int(round(y))), radius, _color(int(cid) + 7), -1)
     return out

@@ -49,6 +49,20 @@ class Format(_Choice):
     TFLITE = "tflite"
 
 
+# Each format's file suffixes: the one table every command reads (loader, bench, runners).
+FORMAT_SUFFIXES: dict[Format, tuple[str, ...]] = {
+    Format.ONNX: (".onnx",),
+    Format.OPENVINO: (".xml",),
+    Format.TFLITE: (".tflite",),
+}
+
+
+def format_of(path: str | Path) -> Format | None:
+    """The artifact format a file's suffix names, or None."""
+    suffix = Path(path).suffix.lower()
+    return next((f for f, s in FORMAT_SUFFIXES.items() if suffix in s), None)
+
+
 class Precision(_Choice):
     """Numeric precision an artifact was exported at."""
 
@@ -76,7 +90,8 @@ class InputSpec:
     """How an image becomes the model's input tensor.
 
     ``tensor = (pixel - mean) / std`` per channel, after letterboxing (aspect kept, padded with
-    ``pad_value``) or plain resizing to ``height`` x ``width``.
+    ``pad_value``) or plain resizing to ``height`` x ``width``. ``origin`` says where these
+    facts came from (model metadata, the head's reference preprocessing, flags).
     """
 
     name: str = "images"
@@ -88,6 +103,7 @@ class InputSpec:
     pad_value: int = 114
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
     std: tuple[float, float, float] = (255.0, 255.0, 255.0)
+    origin: str = ""
 
     @property
     def height(self) -> int:
@@ -102,12 +118,15 @@ class InputSpec:
 class OutputSpec:
     """The detection head's output convention.
 
-    ``yolov8``: one tensor [1, 4 + num_classes, N], rows cx, cy, w, h in input pixels then one
-    score per class (already sigmoid), as Ultralytics YOLOv8/YOLO11 exports.
+    ``kind`` names the head (``edgekit.heads``: yolov8, yolov5, end2end, yolox, detr, ssd,
+    blazeface, scrfd...); ``reason`` says why it was chosen; ``keypoints`` is how many points
+    per detection the head gives (0: none).
     """
 
     kind: str = "yolov8"
     name: str = "output0"
+    reason: str = ""
+    keypoints: int = 0
     conf_threshold: float = 0.25
     iou_threshold: float = 0.45
     max_detections: int = 300

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .backends import BackendOptions, load_backend
-from .bundle import MANIFEST, Artifact, Bundle, Format, InputSpec, Manifest, OutputSpec
+from .bundle import MANIFEST, Artifact, Bundle, Manifest
 from .errors import ModelError
-from .postprocess import check_yolo_output, postprocess
+from .postprocess import postprocess
 from .preprocess import preprocess
 from .types import Detections
+
+if TYPE_CHECKING:
+    from .heads import Head
+    from .modelfile import FileOptions
 
 SAMPLE_BUNDLE = Path(__file__).parent / "sample" / "bundle"
 
@@ -53,9 +59,8 @@ class Detector:
             options=with_layouts(options, self.manifest, artifact),
         )
         self.times = StageTimes()
-        out = self.backend.outputs[0]
-        if out.shape and all(isinstance(d, int) for d in out.shape):
-            check_yolo_output(out.shape, len(self.labels))
+        self.head = make_head_checked(self.manifest, self.backend)
+        self._feed = input_feed(self.manifest, self.backend, self.head)
 
     @classmethod
     def open(
@@ -66,9 +71,11 @@ class Detector:
         precision: str | None = None,
         options: BackendOptions | None = None,
         backend: str | None = None,
+        file_options: FileOptions | None = None,
     ) -> Detector:
-        """Opens ``sample``, a bundle directory, or a plain YOLOv8/11-style ``.onnx`` file."""
-        bundle = open_bundle(model)
+        """Opens ``sample``, a bundle directory, or a plain ``.onnx``/``.tflite``/``.xml`` file
+        (its head recognised, see ``edgekit.modelfile``)."""
+        bundle = open_bundle(model, file_options=file_options)
         artifact = bundle.select(format=format, precision=precision)
         return cls(bundle, artifact, options=options, backend=backend)
 
@@ -83,10 +90,11 @@ class Detector:
         t0 = time.perf_counter()
         tensor, box = preprocess(image, self.manifest.input)
         t1 = time.perf_counter()
-        output = self.backend.run([tensor])[0]
+        outputs = self.backend.run(self._feed(tensor))
         t2 = time.perf_counter()
         detections = postprocess(
-            output, self.manifest.output, box, image.shape[1], image.shape[0], conf=conf, iou=iou
+            outputs, self.manifest.output, box, image.shape[1], image.shape[0], conf=conf,
+            iou=iou, head=self.head,
         )
         t3 = time.perf_counter()
         self.times = StageTimes((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
@@ -109,12 +117,68 @@ def with_layouts(
     return replace(options, extra={**facts, **options.extra})
 
 
-def open_bundle(model: str | Path) -> Bundle:
+def make_head_checked(manifest: Manifest, backend) -> Head:
+    """The manifest's head bound on the backend's outputs, its class count checked against
+    the labels (a misread class count is how garbage passed as detections)."""
+    from .heads import make_head
+
+    head = make_head(manifest.output.kind, manifest.output, manifest.input, backend.outputs)
+    if head.num_classes is not None and head.num_classes != len(manifest.labels):
+        raise ModelError(
+            f"The '{head.name}' head of this model gives {head.num_classes} classes, the "
+            f"labels name {len(manifest.labels)}.",
+            hint="Give the model's own class names (--labels), or re-export the bundle.",
+        )
+    return head
+
+
+def input_feed(manifest: Manifest, backend, head: Head) -> Callable[[np.ndarray], list]:
+    """A function image tensor -> the backend's full input list, in the model's order.
+
+    The image goes to the manifest's input (by name, else the only 4-D input); a head's
+    extra inputs (RT-DETR's target sizes) go by name, else to the one remaining input.
+    """
+    infos = backend.inputs
+    if len(infos) == 1:
+        return lambda tensor: [tensor]
+    names = [i.name for i in infos]
+    image = names.index(manifest.input.name) if manifest.input.name in names else next(
+        i for i, info in enumerate(infos) if len(info.shape) == 4)
+    extras = head.extra_inputs()
+    fixed: dict[int, np.ndarray] = {}
+    rest = [i for i in range(len(infos)) if i != image]
+    for key, value in extras.items():
+        slot = names.index(key) if key in names else (rest[0] if len(rest) == 1 else None)
+        if slot is None or slot == image:
+            continue
+        fixed[slot] = value.astype(infos[slot].dtype)
+    missing = [names[i] for i in rest if i not in fixed]
+    if missing:
+        raise ModelError(
+            f"The model takes inputs besides the image that its head '{head.name}' does not "
+            f"fill: {', '.join(missing)}.",
+            hint="Name the model's convention with --head, or export it with one image input.",
+        )
+
+    def feed(tensor: np.ndarray) -> list[np.ndarray]:
+        out = [None] * len(infos)
+        out[image] = tensor
+        for slot, value in fixed.items():
+            out[slot] = value
+        return out
+
+    return feed
+
+
+def open_bundle(model: str | Path, *, file_options: FileOptions | None = None) -> Bundle:
     """Resolves a MODEL argument to a verified bundle.
 
-    ``sample`` is the shipped sample bundle; a directory must hold an ``edgekit.json``; an
-    ``.onnx`` file becomes an in-memory bundle whose input spec is read from the model itself.
+    ``sample`` is the shipped sample bundle; a directory must hold an ``edgekit.json``; a
+    plain ``.onnx``/``.tflite``/``.xml`` file becomes an in-memory bundle through the one
+    model-file loader (``edgekit.modelfile``), which recognises its head.
     """
+    from .modelfile import open_model_file
+
     if str(model) == "sample":
         if not (SAMPLE_BUNDLE / MANIFEST).is_file():
             raise ModelError(
@@ -123,71 +187,8 @@ def open_bundle(model: str | Path) -> Bundle:
             )
         return Bundle.load(SAMPLE_BUNDLE)
     path = Path(model)
-    if path.is_dir():
+    if path.is_dir() and (path / MANIFEST).is_file():
         return Bundle.load(path)
-    if path.suffix.lower() == ".onnx" and path.is_file():
-        return _bundle_from_onnx(path)
-    if not path.exists():
-        raise ModelError(
-            f"{path}: no such model or bundle.",
-            hint="Give a bundle directory, a .onnx file, or the word 'sample'.",
-        )
-    raise ModelError(
-        f"{path}: not a bundle directory or a .onnx file.",
-        hint="Export it first: `edgekit export MODEL -o BUNDLE`.",
-    )
-
-
-def _bundle_from_onnx(path: Path) -> Bundle:
-    """Wraps a plain YOLOv8/11-style ONNX export; labels from Ultralytics' metadata if present."""
-    from .bundle import Precision, sha256_file
-
-    backend = load_backend(path, Format.ONNX)
-    inp = backend.inputs[0]
-    if len(inp.shape) != 4 or not all(isinstance(d, int) for d in inp.shape[2:]):
-        raise ModelError(
-            f"{path}: input '{inp.name}' has shape {list(inp.shape)}; a detector takes a static "
-            "[1, 3, H, W] image.",
-            hint="Export the model with a fixed image size (e.g. imgsz=640).",
-        )
-    labels = _onnx_labels(backend) or [
-        f"class{i}" for i in range(_num_classes(backend.outputs[0].shape))
-    ]
-    shape = (1, 3, int(inp.shape[2]), int(inp.shape[3]))
-    manifest = Manifest(
-        name=path.stem,
-        labels=labels,
-        input=replace(InputSpec(), name=inp.name, shape=shape),
-        output=replace(OutputSpec(), name=backend.outputs[0].name),
-        artifacts=[
-            Artifact(
-                format=Format.ONNX,
-                precision=Precision.FP32,
-                file=path.name,
-                sha256=sha256_file(path),
-                size=path.stat().st_size,
-            )
-        ],
-    )
-    return Bundle(path.parent, manifest)
-
-
-def _onnx_labels(backend) -> list[str] | None:
-    import ast
-
-    meta = backend.session.get_modelmeta().custom_metadata_map
-    if "names" not in meta:
-        return None
-    try:
-        names = ast.literal_eval(meta["names"])
-    except (ValueError, SyntaxError):
-        return None
-    return [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
-
-
-def _num_classes(shape: tuple) -> int:
-    if len(shape) != 3 or not isinstance(shape[1], int) or shape[1] <= 4:
-        raise ModelError(
-            f"Output shape {list(shape)} is not a YOLOv8/11 detection head [1, 4+classes, N]."
-        )
-    return shape[1] - 4
+    if path.is_dir() and not (path / "saved_model.pb").is_file():
+        return Bundle.load(path)  # says it is not a bundle
+    return open_model_file(path, options=file_options)

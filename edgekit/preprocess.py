@@ -33,6 +33,14 @@ class Letterbox:
         np.clip(out[:, 1::2], 0, height, out=out[:, 1::2])
         return out
 
+    def points_to_original(self, points: np.ndarray) -> np.ndarray:
+        """Maps keypoints [N, K, 2] in input pixels back to the original image (not clipped:
+        a face's ear may lie outside the frame)."""
+        out = np.empty_like(points)
+        out[..., 0] = (points[..., 0] - self.pad_x) / self.scale_x
+        out[..., 1] = (points[..., 1] - self.pad_y) / self.scale_y
+        return out
+
 
 def resize_image(image: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Letterbox]:
     """Resizes (letterboxed when the spec says so) a BGR uint8 image to the input size."""

@@ -25,6 +25,10 @@ class Frame:
     source_id: str = ""
 
 
+# Where keypoints travel in ``supervision.Detections.data``.
+KEYPOINTS_KEY = "keypoints"
+
+
 def _as(array: Any, dtype: Any, shape_tail: tuple[int, ...]) -> np.ndarray:
     out = np.asarray(array, dtype=dtype)
     return out.reshape((-1, *shape_tail)) if out.size == 0 else out
@@ -40,6 +44,9 @@ class Detections:
         class_id: int64 [N].
         tracker_id: int64 [N] or None when nothing tracks.
         data: extra per-detection arrays, each of length N.
+        keypoints: float32 [N, K, 2] points (x, y) in pixels of the original image, for heads
+            that give them (faces: eyes, nose, mouth...); None otherwise. Tracking and zones
+            ignore them.
     """
 
     xyxy: np.ndarray
@@ -47,6 +54,7 @@ class Detections:
     class_id: np.ndarray
     tracker_id: np.ndarray | None = None
     data: dict[str, np.ndarray] = field(default_factory=dict)
+    keypoints: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.xyxy = _as(self.xyxy, np.float32, (4,))
@@ -58,6 +66,11 @@ class Detections:
                 f"Detections arrays disagree: xyxy {self.xyxy.shape}, confidence "
                 f"{self.confidence.shape}, class_id {self.class_id.shape}"
             )
+        if self.keypoints is not None:
+            self.keypoints = np.asarray(self.keypoints, np.float32)
+            if self.keypoints.ndim != 3 or self.keypoints.shape[0] != n or \
+                    self.keypoints.shape[2] != 2:
+                raise ValueError(f"keypoints must be [{n}, K, 2], got {self.keypoints.shape}")
 
     @classmethod
     def empty(cls) -> Detections:
@@ -77,6 +90,7 @@ class Detections:
             self.class_id[index],
             None if self.tracker_id is None else self.tracker_id[index],
             {key: value[index] for key, value in self.data.items()},
+            None if self.keypoints is None else self.keypoints[index],
         )
 
     def to_records(self, labels: list[str] | None = None) -> list[dict[str, Any]]:
@@ -89,10 +103,14 @@ class Detections:
                 "confidence": round(float(self.confidence[i]), 4),
                 "class_id": cid,
             }
-            if labels is not None and 0 <= cid < len(labels):
-                record["label"] = labels[cid]
+            if labels is not None:
+                # An id beyond the names (a DETR's extra class column) keeps a name.
+                record["label"] = labels[cid] if 0 <= cid < len(labels) else f"class{cid}"
             if self.tracker_id is not None:
                 record["tracker_id"] = int(self.tracker_id[i])
+            if self.keypoints is not None:
+                record["keypoints"] = [[round(float(x), 2), round(float(y), 2)]
+                                       for x, y in self.keypoints[i]]
             records.append(record)
         return records
 
@@ -101,12 +119,17 @@ class Detections:
         from .errors import require
 
         sv = require("supervision", purpose="supervision interop")
+        data = {k: v.copy() for k, v in self.data.items()}
+        if self.keypoints is not None:
+            # supervision keeps per-detection extras in ``data``; its KeyPoints type is a
+            # separate object for pose models, so the points ride along under this key.
+            data[KEYPOINTS_KEY] = self.keypoints.copy()
         return sv.Detections(
             xyxy=self.xyxy.copy(),
             confidence=self.confidence.copy(),
             class_id=self.class_id.copy(),
             tracker_id=None if self.tracker_id is None else self.tracker_id.copy(),
-            data={k: v.copy() for k, v in self.data.items()},
+            data=data,
         )
 
     @classmethod
@@ -115,10 +138,13 @@ class Detections:
         n = len(detections.xyxy)
         confidence = detections.confidence if detections.confidence is not None else np.ones(n)
         class_id = detections.class_id if detections.class_id is not None else np.zeros(n)
+        data = {k: np.asarray(v) for k, v in dict(detections.data).items()}
+        keypoints = data.pop(KEYPOINTS_KEY, None)
         return cls(
             detections.xyxy,
             confidence,
             class_id,
             None if detections.tracker_id is None else np.asarray(detections.tracker_id, np.int64),
-            {k: np.asarray(v) for k, v in dict(detections.data).items()},
+            data,
+            keypoints,
         )

@@ -23,7 +23,8 @@ def make_yolo_onnx(
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    n = max(len(boxes), 1) + 4
+    # More anchors than rows, as every real head has (an [1, 7, 6] tensor reads as NMS output).
+    n = max(len(boxes) + 4, 4 + num_classes + 1)
     head = np.zeros((1, 4 + num_classes, n), np.float32)
     for i, (cx, cy, w, h, cls, score) in enumerate(boxes):
         head[0, :4, i] = (cx, cy, w, h)

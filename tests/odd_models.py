@@ -160,7 +160,7 @@ def make_nhwc_detector_tflite(path: Path, *, imgsz: int = 32, num_classes: int =
     """
     s = _schema()
     tt, op = s.TensorType, s.BuiltinOperator
-    n = max(len(boxes), 1) + 4
+    n = max(len(boxes) + 4, 4 + num_classes + 1)  # more anchors than rows, as make_yolo_onnx
     head = np.zeros((1, 4 + num_classes, n), np.float32)
     for i, (cx, cy, w, h, cls, score) in enumerate(boxes):
         head[0, :4, i] = (cx, cy, w, h)

@@ -16,7 +16,7 @@ from edgekit.registry import Registry
 
 from ..detect import Facts, detect_board, gather_facts
 from ..profiles import BoardProfile, load_profile
-from .base import SUFFIX_FORMATS, Plan, Request, Runner, bundle_for_file
+from .base import SUFFIX_FORMATS, Plan, Request, Runner
 
 # family -> "module:plan" (a function (bundle, board, request, facts) -> Plan)
 RUNNERS: Registry[Callable[..., Plan]] = Registry("runner family", {
@@ -34,16 +34,14 @@ def resolve_board(board: BoardProfile | str | None, facts: Facts) -> BoardProfil
     return load_profile(board) if board else detect_board(facts).profile
 
 
-def open_model(model: str | Path | Bundle) -> Bundle:
-    """``sample``, a bundle dir, or a plain .onnx/.xml/.tflite detector file, as a Bundle."""
+def open_model(model: str | Path | Bundle, *, file_options=None) -> Bundle:
+    """``sample``, a bundle dir, or a plain .onnx/.xml/.tflite detector file, as a Bundle
+    (plain files through the one loader, ``edgekit.modelfile``)."""
     from edgekit.detector import open_bundle
 
     if isinstance(model, Bundle):
         return model
-    path = Path(model)
-    if path.suffix.lower() in (".xml", ".tflite") and path.is_file():
-        return bundle_for_file(path)
-    return open_bundle(model)
+    return open_bundle(model, file_options=file_options)
 
 
 def make_plan(bundle: Bundle, board: BoardProfile, request: Request, facts: Facts) -> Plan:
@@ -54,7 +52,7 @@ def make_plan(bundle: Bundle, board: BoardProfile, request: Request, facts: Fact
 def load_runner(model: str | Path | Bundle, *, board: BoardProfile | str | None = None,
                 format: str | Format | None = None, precision: str | Precision | None = None,
                 threads: int | None = None, fallback: bool = False,
-                facts: Facts | None = None) -> Runner:
+                facts: Facts | None = None, file_options=None) -> Runner:
     """Opens the best artifact of ``model`` for a board, on the runtime its runner picks.
 
     Args:
@@ -65,6 +63,8 @@ def load_runner(model: str | Path | Bundle, *, board: BoardProfile | str | None 
         threads: Inference threads (default: the board's, capped at this machine's cores).
         fallback: Allow a missing accelerator (NPU) to fall back, with a logged warning.
         facts: This machine's facts (gathered when None).
+        file_options: What the user said about a plain model file (``--head``, ``--shape``,
+            preprocessing flags); see ``edgekit.modelfile.FileOptions``.
 
     Returns:
         A Runner: call it on images; ``executed_on`` is what really ran.
@@ -73,7 +73,7 @@ def load_runner(model: str | Path | Bundle, *, board: BoardProfile | str | None 
 
     facts = facts or gather_facts()
     profile = resolve_board(board, facts)
-    bundle = open_model(model)
+    bundle = open_model(model, file_options=file_options)
     request = Request(format=Format.parse(format) if format else None,
                       precision=Precision.parse(precision) if precision else None,
                       threads=threads, fallback=fallback)

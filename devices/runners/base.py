@@ -8,14 +8,14 @@ it merely asked for.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgekit.backends import BackendOptions, load_backend
-from edgekit.bundle import Artifact, Bundle, Format, InputSpec, Layout, Manifest, Precision
+from edgekit.backends import BackendOptions
+from edgekit.bundle import FORMAT_SUFFIXES, Artifact, Bundle, Format, Precision
 from edgekit.errors import BundleError, MissingDependencyError, UnknownNameError
 
 from ..detect import Facts
@@ -27,7 +27,8 @@ FORMAT_RUNTIMES: dict[Format, tuple[tuple[str, str], ...]] = {
     Format.OPENVINO: (("openvino", "openvino"),),
     Format.TFLITE: (("litert", "ai-edge-litert"), ("litert", "tflite-runtime")),
 }
-SUFFIX_FORMATS = {".onnx": Format.ONNX, ".xml": Format.OPENVINO, ".tflite": Format.TFLITE}
+# Read from the formats' own suffix table (edgekit.bundle.FORMAT_SUFFIXES).
+SUFFIX_FORMATS = {s: f for f, suffixes in FORMAT_SUFFIXES.items() for s in suffixes}
 CACHE_ROOT = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgekit"
 
 
@@ -142,43 +143,3 @@ class Runner:
     @property
     def backend(self) -> Any:
         return self.detector.backend
-
-
-def bundle_for_file(path: Path) -> Bundle:
-    """An in-memory bundle around a plain .xml/.tflite detector (.onnx: see open_bundle)."""
-    from edgekit.bundle import sha256_file
-
-    fmt = SUFFIX_FORMATS[path.suffix.lower()]
-    backend = load_backend(path, fmt)
-    shape = backend.inputs[0].shape
-    if len(shape) != 4 or not all(isinstance(d, int) for d in shape[1:]):
-        raise BundleError(
-            f"{path}: input shape {list(shape)} is not a static image input.",
-            hint="Export the model with a fixed image size.",
-        )
-    from edgekit.backends.litert import model_layout
-
-    layout = Layout.parse(model_layout(shape))
-    out = backend.outputs[0].shape
-    classes = int(out[1]) - 4 if len(out) == 3 and isinstance(out[1], int) else 1
-    spec = replace(
-        InputSpec(),
-        name=backend.inputs[0].name,
-        layout=layout,
-        shape=(1, *(int(d) for d in shape[1:])),
-    )
-    artifact = Artifact(
-        format=fmt,
-        precision=Precision.FP32,
-        file=path.name,
-        sha256=sha256_file(path),
-        size=path.stat().st_size,
-        details={"layout": str(layout)},
-    )
-    manifest = Manifest(
-        name=path.stem,
-        labels=[f"class{i}" for i in range(max(classes, 1))],
-        input=spec,
-        artifacts=[artifact],
-    )
-    return Bundle(path.parent, manifest)

@@ -83,6 +83,11 @@ class Backend(ABC):
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         """Runs one inference; inputs and outputs in model order."""
 
+    def metadata(self) -> dict[str, str]:
+        """Key/value metadata stored in the model file (Ultralytics writes names, imgsz,
+        stride, task...); empty where the format or runtime has none."""
+        return {}
+
     def versions(self) -> dict[str, str]:
         """Runtime library versions, for provenance and benchmark fingerprints."""
         return {}

@@ -104,5 +104,8 @@ class OnnxRuntimeBackend(Backend):
             )
         return self.session.run(None, dict(zip(self._input_names, inputs, strict=True)))
 
+    def metadata(self) -> dict[str, str]:
+        return dict(self.session.get_modelmeta().custom_metadata_map)
+
     def versions(self) -> dict[str, str]:
         return {"onnxruntime": self._version}

@@ -17,14 +17,14 @@ from typing import Any
 import numpy as np
 
 from ..backends import BACKENDS, Backend, BackendOptions, TensorInfo
-from ..bundle import Format, utc_now
+from ..bundle import FORMAT_SUFFIXES, Format, utc_now
 from ..errors import EdgekitError, ModelError
 from .fingerprint import fingerprint
 from .memory import PeakRss
 from .result import BenchResult
 from .stats import fps, summarize
 
-SUFFIX_FORMATS = {".onnx": Format.ONNX, ".xml": Format.OPENVINO, ".tflite": Format.TFLITE}
+SUFFIX_FORMATS = {s: f for f, suffixes in FORMAT_SUFFIXES.items() for s in suffixes}
 # Backends that can read each format, best first (OpenVINO reads ONNX as well).
 FORMAT_CANDIDATES: dict[Format, tuple[str, ...]] = {
     Format.ONNX: ("onnxruntime", "openvino"),
@@ -84,7 +84,8 @@ def random_inputs(infos: Sequence[TensorInfo], shapes: Mapping[str, Sequence[int
                   *, seed: int = 0) -> list[np.ndarray]:
     """Random tensors from the model's own shapes and dtypes.
 
-    Dynamic dims become 1 unless ``shapes`` names the input; ints get small random ints
+    A dynamic batch (first) dim becomes 1 (recorded in the result's inputs); any other dynamic
+    dim must be given in ``shapes``, else this refuses; ints get small random ints
     (valid as indices into most embeddings), floats uniform [0, 1), bools random.
     """
     rng = np.random.default_rng(seed)
@@ -95,8 +96,17 @@ def random_inputs(infos: Sequence[TensorInfo], shapes: Mapping[str, Sequence[int
             hint=f"Its inputs: {', '.join(i.name for i in infos)}.")
     arrays = []
     for info in infos:
-        shape = tuple(shapes.get(info.name) or (d if isinstance(d, int) else 1
-                                                  for d in info.shape))
+        given = shapes.get(info.name)
+        if given is None:
+            unsized = [i for i, d in enumerate(info.shape) if not isinstance(d, int) and i > 0]
+            if unsized:
+                # Filling these with 1 "benchmarked" a text detector at 1x3x1x1 (379 fps).
+                example = "x".join(str(d) if isinstance(d, int) else "N" for d in info.shape)
+                raise EdgekitError(
+                    f"The input '{info.name}' has dynamic dimensions {list(info.shape)}; "
+                    "a benchmark at a made-up size measures nothing.",
+                    hint=f"Give its size: --shape {info.name}={example} (N: your size).")
+        shape = tuple(given or (d if isinstance(d, int) else 1 for d in info.shape))
         if len(shape) != len(info.shape) or any(
                 isinstance(d, int) and d != s for d, s in zip(info.shape, shape, strict=False)):
             raise EdgekitError(

@@ -34,6 +34,103 @@ json_file = click.option(
 )
 
 
+def _store(ctx: click.Context, param: click.Parameter, value):
+    if value is not None:
+        ctx.meta.setdefault("edgekit.file_options", {})[param.name] = value
+    return value
+
+
+def _triple(ctx: click.Context, param: click.Parameter, value: str | None):
+    if value is None:
+        return None
+    try:
+        parts = tuple(float(v) for v in value.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) == 1:
+        parts = parts * 3
+    if len(parts) != 3:
+        raise click.BadParameter("give one number or three, comma-separated (e.g. 127.5).")
+    return _store(ctx, param, parts)
+
+
+def _size(ctx: click.Context, param: click.Parameter, value: str | None):
+    if value is None:
+        return None
+    try:
+        parts = tuple(int(v) for v in value.lower().split("x"))
+    except ValueError:
+        parts = ()
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or min(parts) < 1:
+        raise click.BadParameter("give HEIGHTxWIDTH, e.g. 640x640.")
+    return _store(ctx, param, parts)
+
+
+def _names(ctx: click.Context, param: click.Parameter, value: str | None):
+    if value is None:
+        return None
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    if not names:
+        raise click.BadParameter("give comma-separated class names.")
+    return _store(ctx, param, names)
+
+
+_LABELS = click.option(
+    "--labels", expose_value=False, callback=_names, default=None, metavar="A,B,..",
+    help="Class names of a plain model file whose metadata has none.")
+
+_FILE_OPTIONS = (
+    click.option("--head", expose_value=False, callback=_store, default=None,
+                 help="Output convention of a plain model file (default: recognised from its "
+                 "outputs): yolov8, yolov5, end2end, yolox, yolox-decoded, detr, ssd, "
+                 "blazeface, scrfd."),
+    click.option("--shape", "shape", expose_value=False, callback=_size, default=None,
+                 metavar="HxW", help="Input size of a model file whose size is dynamic."),
+    click.option("--mean", expose_value=False, callback=_triple, default=None,
+                 metavar="M[,M,M]", help="Per-channel mean subtracted from 0..255 pixels."),
+    click.option("--std", expose_value=False, callback=_triple, default=None,
+                 metavar="S[,S,S]", help="Per-channel divisor after the mean (255: 0..1)."),
+    click.option("--color", expose_value=False, callback=_store, default=None,
+                 type=click.Choice(["rgb", "bgr"]), help="Channel order the model takes."),
+    click.option("--resize", expose_value=False, callback=_store, default=None,
+                 type=click.Choice(["letterbox", "stretch"]),
+                 help="Keep the aspect (letterbox) or stretch to the input size."),
+)
+
+
+def model_file_options(command, *, labels: bool = True):
+    """--head/--shape/--mean/--std/--color/--resize/--labels: what a plain model file does
+    not say. Every command that opens a model takes them, so all accept the same files.
+    """
+    for option in reversed(_FILE_OPTIONS + ((_LABELS,) if labels else ())):
+        command = option(command)
+    return command
+
+
+def file_options(labels: list[str] | None = None):
+    """The FileOptions the current command's flags gave (None when none were given)."""
+    from ..modelfile import FileOptions
+
+    given = dict(click.get_current_context().meta.get("edgekit.file_options", {}))
+    if labels:
+        given["labels"] = tuple(labels)
+    return FileOptions(**given) if given else None
+
+
+def say_head(manifest) -> None:
+    """Prints which head decodes the model and why (never a silent choice)."""
+    from ._ui import console
+
+    out = manifest.output
+    why = out.reason or "from the bundle's manifest"
+    keypoints = f", {out.keypoints} keypoints" if out.keypoints else ""
+    console.print(f"head: [bold]{out.kind}[/]{keypoints} ({why})", highlight=False)
+    if manifest.input.origin:
+        console.print(f"preprocessing: {manifest.input.origin}", highlight=False)
+
+
 def open_detector(model: str, format_: str | None, precision: str | None, threads_: int | None):
     """Opens MODEL's chosen artifact with the shared options.
 
@@ -44,16 +141,18 @@ def open_detector(model: str, format_: str | None, precision: str | None, thread
     from ..backends import BackendOptions
     from ..detector import Detector
 
+    options = file_options()
+    detector = None
     if format_ is None and precision is None:
-        best = _best_for_this_machine(model, threads_)
-        if best is not None:
-            return best
-    return Detector.open(
-        model, format=format_, precision=precision, options=BackendOptions(threads=threads_)
-    )
+        detector = _best_for_this_machine(model, threads_, options)
+    if detector is None:
+        detector = Detector.open(model, format=format_, precision=precision,
+                                 options=BackendOptions(threads=threads_), file_options=options)
+    say_head(detector.manifest)
+    return detector
 
 
-def _best_for_this_machine(model: str, threads_: int | None):
+def _best_for_this_machine(model: str, threads_: int | None, options=None):
     """The board runner's Detector, or None where no board profile fits (then the bundle's
     default artifact runs, as before board detection existed)."""
     from dataclasses import replace
@@ -64,7 +163,7 @@ def _best_for_this_machine(model: str, threads_: int | None):
         from edgekit.devices.runners import load_runner, open_model
     except ImportError:  # a core-only install without the devices part
         return None
-    bundle = open_model(model)
+    bundle = open_model(model, file_options=options)
     passing = [a for a in bundle.manifest.artifacts
                if (a.accuracy or {}).get("gate") != "failed"]
     if not passing:

@@ -28,6 +28,7 @@ from ._ui import console, progress_bar, table, write_json
 @opt.artifact_precision
 @opt.threads
 @opt.json_file
+@opt.model_file_options
 def eval_command(
     model: str,
     data: str,

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import click
 
+from . import _options as opt
 from ._ui import console, table, write_json
 
 
 @click.command("info")
-@click.argument("bundle")
+@click.argument("bundle", required=False)
+@click.option("--heads", "list_heads", is_flag=True,
+              help="List the output conventions (heads) edgekit decodes, and exit.")
+@opt.model_file_options
 @click.option(
     "--json",
     "json_path",
@@ -16,14 +20,19 @@ from ._ui import console, table, write_json
     default=None,
     help="Also write the manifest as JSON to this file.",
 )
-def info(bundle: str, json_path: str | None) -> None:
-    """Show BUNDLE's manifest (verifying every file's sha256)."""
+def info(bundle: str | None, list_heads: bool, json_path: str | None) -> None:
+    """Show BUNDLE's manifest (verifying every file's sha256), or a model file's as edgekit
+    reads it (head recognised, preprocessing)."""
     import dataclasses
 
     from ..detector import open_bundle
 
-    loaded = open_bundle(bundle)
+    if list_heads or bundle is None:
+        _print_heads()
+        return
+    loaded = open_bundle(bundle, file_options=opt.file_options())
     m = loaded.manifest
+    opt.say_head(m)
     spec = m.input
     console.print(
         table(
@@ -45,7 +54,7 @@ def info(bundle: str, json_path: str | None) -> None:
                 (
                     "output",
                     f"{m.output.kind} '{m.output.name}' conf={m.output.conf_threshold} "
-                    f"iou={m.output.iou_threshold}",
+                    f"iou={m.output.iou_threshold} keypoints={m.output.keypoints}",
                 ),
                 ("source", m.provenance.source),
                 ("source sha256", m.provenance.source_sha256[:16]),
@@ -80,3 +89,10 @@ def info(bundle: str, json_path: str | None) -> None:
         )
     )
     write_json(json_path, dataclasses.asdict(m))
+
+
+def _print_heads() -> None:
+    from ..heads import HEADS
+
+    console.print(table("heads (output conventions)", ["head", "outputs"],
+                        [(name, HEADS.load(name).summary) for name in HEADS]))

@@ -27,6 +27,7 @@ from ._ui import console, progress_bar, table
 @opt.artifact_format
 @opt.artifact_precision
 @opt.threads
+@opt.model_file_options
 def predict(
     model: str,
     source: Path,

@@ -20,7 +20,8 @@ def _open_model(model: str, board: str | None, format_: str | None, precision: s
         load_runner = None
     if load_runner is not None:
         runner = load_runner(model, board=board, format=format_, precision=precision,
-                             threads=threads)
+                             threads=threads, file_options=opt.file_options())
+        opt.say_head(runner.detector.manifest)
         return runner, f"{runner.board.name}: {runner.artifact.key} on {runner.executed_on}"
     if board:
         from ..errors import MissingDependencyError
@@ -89,6 +90,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
 @opt.artifact_precision
 @opt.threads
 @opt.json_file
+@opt.model_file_options
 def run_command(model: str, sources: tuple[str, ...], sinks: tuple[str, ...], board: str | None,
                 config_path: str | None, duration: float | None, loop: bool, conf: float | None,
                 iou: float | None, quiet: bool, format_: str | None, precision: str | None,

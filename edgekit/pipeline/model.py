@@ -78,19 +78,23 @@ def _from_detector(detector: Any, settings: ModelSettings) -> StagedModel:
     batch_dim = detector.backend.inputs[0].shape[0] if detector.backend.inputs[0].shape else 1
     # A dynamic batch dimension (a name or None) lets several cameras share one inference call.
     batch = 8 if not isinstance(batch_dim, int) or batch_dim <= 0 else batch_dim
+    if len(detector.backend.inputs) > 1:
+        batch = 1  # extra inputs (RT-DETR's target sizes) are sized for one image
 
     def pre(image: np.ndarray) -> tuple[np.ndarray, Any]:
         return preprocess(image, manifest.input)
 
-    def infer(tensors: list[np.ndarray]) -> list[np.ndarray]:
-        if len(tensors) == 1:
-            return [detector.backend.run([tensors[0]])[0]]
-        output = detector.backend.run([np.concatenate(tensors, axis=0)])[0]
-        return [output[i:i + 1] for i in range(len(tensors))]
+    feed = getattr(detector, "_feed", None) or (lambda tensor: [tensor])
 
-    def post(output: np.ndarray, box: Any, shape: tuple[int, ...]) -> Detections:
-        return postprocess(output, manifest.output, box, shape[1], shape[0],
-                           conf=settings.conf, iou=settings.iou)
+    def infer(tensors: list[np.ndarray]) -> list[list[np.ndarray]]:
+        if len(tensors) == 1:
+            return [detector.backend.run(feed(tensors[0]))]
+        outputs = detector.backend.run(feed(np.concatenate(tensors, axis=0)))
+        return [[out[i:i + 1] for out in outputs] for i in range(len(tensors))]
+
+    def post(outputs: list[np.ndarray], box: Any, shape: tuple[int, ...]) -> Detections:
+        return postprocess(outputs, manifest.output, box, shape[1], shape[0],
+                           conf=settings.conf, iou=settings.iou, head=detector.head)
 
     return StagedModel(pre=pre, infer=infer, post=post, labels=list(detector.labels),
                        batch=batch)

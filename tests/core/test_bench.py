@@ -47,8 +47,10 @@ def test_summarize_percentiles() -> None:
 def test_random_inputs_follow_the_model() -> None:
     infos = [TensorInfo("image", (None, 3, None, None), np.dtype(np.float32)),
              TensorInfo("ids", (None,), np.dtype(np.int64))]
-    image, ids = random_inputs(infos, {})
-    assert image.shape == (1, 3, 1, 1) and ids.shape == (1,) and ids.dtype == np.int64
+    with pytest.raises(EdgekitError, match="--shape image=Nx3xNxN"):
+        random_inputs(infos, {})  # never a made-up image size
+    image, ids = random_inputs(infos, {"image": (1, 3, 8, 8)})
+    assert ids.shape == (1,) and ids.dtype == np.int64  # a dynamic batch dim runs at 1
     image, ids = random_inputs(infos, {"image": (2, 3, 16, 8), "ids": (5,)})
     assert image.shape == (2, 3, 16, 8) and ids.shape == (5,)
     with pytest.raises(EdgekitError, match="does not fit"):

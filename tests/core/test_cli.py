@@ -69,7 +69,7 @@ def test_predict_on_a_video(tiny_onnx: Path, tmp_path: Path) -> None:
         ("missing_model", "no such model"),
         ("empty_video", "cannot open the video"),
         ("bad_image", "not a readable image"),
-        ("not_detector", "not a YOLOv8/11 detection head"),
+        ("not_detector", "No detection head edgekit knows fits"),
         ("unknown_format", "Invalid value for '--format'"),
     ],
 )

@@ -1,0 +1,77 @@
+"""The NMS every head shares: class-aware hard NMS and MediaPipe-style weighted NMS."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Boxes of different classes are shifted this far apart so one NMS call keeps classes
+# separate (the "batched NMS" trick used by torchvision and Ultralytics).
+_CLASS_OFFSET = 8192.0
+
+
+def nms(xyxy: np.ndarray, confidence: np.ndarray, class_id: np.ndarray, iou: float) -> np.ndarray:
+    """Class-aware NMS; returns kept indices, best first.
+
+    OpenCV's C++ NMSBoxes on class-offset boxes: measured faster than a numpy loop at the box
+    counts a detector gives (see benchmarks/prepost_latency.py).
+    """
+    import cv2
+
+    if len(xyxy) == 0:
+        return np.zeros(0, np.int64)
+    shifted = xyxy + (class_id.astype(np.float32) * _CLASS_OFFSET)[:, None]
+    xywh = shifted.copy()
+    xywh[:, 2:] -= xywh[:, :2]
+    kept = cv2.dnn.NMSBoxes(xywh.tolist(), confidence.tolist(), 0.0, float(iou))
+    kept = np.asarray(kept, np.int64).reshape(-1)
+    return kept[np.argsort(-confidence[kept], kind="stable")]
+
+
+def iou_one(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one xyxy box against [N, 4] boxes."""
+    x1 = np.maximum(box[0], boxes[:, 0])
+    y1 = np.maximum(box[1], boxes[:, 1])
+    x2 = np.minimum(box[2], boxes[:, 2])
+    y2 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter / np.maximum(area + areas - inter, 1e-9)
+
+
+def weighted_nms(
+    xyxy: np.ndarray, confidence: np.ndarray, keypoints: np.ndarray | None, iou: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """MediaPipe's WEIGHTED suppression: each cluster of overlapping boxes becomes their
+    score-weighted mean (box and keypoints), scored by its best member.
+
+    BlazeFace's anchors overlap heavily; averaging the cluster is what MediaPipe's
+    TensorsToDetections + NonMaxSuppression calculators do, and it steadies the boxes.
+
+    Returns:
+        Boxes [M, 4], confidences [M] and keypoints [M, K, 2] (or None), best first.
+    """
+    order = np.argsort(-confidence, kind="stable")
+    boxes, scores = xyxy[order], confidence[order]
+    points = None if keypoints is None else keypoints[order]
+    out_boxes, out_scores, out_points = [], [], []
+    alive = np.ones(len(order), bool)
+    for i in range(len(order)):
+        if not alive[i]:
+            continue
+        members = alive & (iou_one(boxes[i], boxes) > iou)
+        members[i] = True
+        weights = scores[members] / scores[members].sum()
+        out_boxes.append(weights @ boxes[members])
+        out_scores.append(scores[i])
+        if points is not None:
+            out_points.append(np.tensordot(weights, points[members], axes=1))
+        alive &= ~members
+    if not out_boxes:
+        empty_points = None if points is None else np.zeros((0, *points.shape[1:]), np.float32)
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), empty_points
+    return (
+        np.asarray(out_boxes, np.float32),
+        np.asarray(out_scores, np.float32),
+        None if points is None else np.asarray(out_points, np.float32),
+    )

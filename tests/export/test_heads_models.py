@@ -1,0 +1,87 @@
+"""Every head through the product: a tiny torch model per convention, exported to ONNX, then
+info, predict, eval, bench and run (tracking) on it, as a user's file would go."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from conftest import run_cli  # noqa: E402
+from head_models import MODELS, make_head_onnx  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+HEAD_OF = {"rfdetr": "detr", "rtdetr": "detr"}
+FACES = {"blazeface", "scrfd"}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict[str, Path]:
+    """Two images, and the same as YOLO datasets labelled with 3 classes and with faces."""
+    root = tmp_path_factory.mktemp("heads")
+    rng = np.random.default_rng(1)
+    images = root / "images"
+    images.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(images / f"{i}.png"), rng.integers(0, 255, (48, 80, 3), np.uint8))
+    sets = {"images": images}
+    for name, classes in (("multi", ["class0", "class1", "class2"]), ("faces", ["face"])):
+        ds = root / name
+        (ds / "images").mkdir(parents=True)
+        (ds / "labels").mkdir()
+        for image in images.iterdir():
+            (ds / "images" / image.name).write_bytes(image.read_bytes())
+            (ds / "labels" / f"{image.stem}.txt").write_text("0 0.5 0.5 0.4 0.4\n")
+        (ds / "classes.txt").write_text("\n".join(classes) + "\n")
+        sets[name] = ds
+    return sets
+
+
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_head_through_every_command(kind: str, data, tmp_path: Path, capsys) -> None:
+    head = HEAD_OF.get(kind, kind)
+    model = make_head_onnx(kind, tmp_path / f"{kind}.onnx")
+    labels = "face" if kind in FACES else "class0,class1,class2"
+
+    code, _, err = run_cli(["info", str(model), "--labels", labels], capsys)
+    assert code == 0, err
+    assert f"head: {head}" in err and "preprocessing:" in err
+
+    out = tmp_path / "pred"
+    code, _, err = run_cli(["predict", str(model), str(data["images"]), "-o", str(out),
+                            "--labels", labels, "--format", "onnx"], capsys)
+    assert code == 0, err
+    assert f"head: {head}" in err
+    lines = [json.loads(x) for x in (out / "detections.jsonl").read_text().splitlines()]
+    assert len(lines) == 2
+    records = [r for line in lines for r in line["detections"]]
+    assert records, f"{kind}: the random model gave nothing to check"
+    for record in records:
+        x1, y1, x2, y2 = record["xyxy"]
+        assert 0 <= x1 <= x2 <= 80 and 0 <= y1 <= y2 <= 48 and 0 <= record["confidence"] <= 1
+        assert ("keypoints" in record) == (kind in FACES)
+    if kind in FACES:
+        assert len(records[0]["keypoints"]) == (6 if kind == "blazeface" else 5)
+
+    dataset = data["faces" if kind in FACES else "multi"]
+    code, _, err = run_cli(["eval", str(model), "--data", str(dataset), "--labels", labels,
+                            "--format", "onnx", "--json", str(tmp_path / "eval.json")], capsys)
+    assert code == 0, err
+    assert 0 <= json.loads((tmp_path / "eval.json").read_text())["map50"] <= 1
+
+    code, _, err = run_cli(["bench", "run", str(model), "--runs", "3", "--warmup", "1",
+                            "--no-history", "--json", str(tmp_path / "b.json")], capsys)
+    assert code == 0, err
+
+    code, _, err = run_cli(["run", str(model), "--labels", labels, "--format", "onnx",
+                            "--source", str(data["images"]), "--sink",
+                            str(tmp_path / "events.jsonl"), "--quiet", "--json",
+                            str(tmp_path / "run.json")], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "run.json").read_text())["frames_out"] == 2
