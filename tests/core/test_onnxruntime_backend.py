@@ -18,7 +18,7 @@ def test_runs_and_reports_tensors(tiny_onnx: Path) -> None:
     assert backend.inputs[0].shape == (1, 3, 32, 32)
     assert backend.outputs[0].dtype == np.float32
     out = backend.run([np.zeros((1, 3, 32, 32), np.float32)])[0]
-    assert out.shape == (1, 7, 6)
+    assert out.shape == (1, 7, 8)
     assert backend.executed_on == "CPUExecutionProvider"
     assert "onnxruntime" in backend.versions()
 
