@@ -110,8 +110,11 @@ def export(model: Any, out: str | Path, *, formats: Iterable[Format | str] = (Fo
         precisions: Precisions to produce for each format (fp32, fp16, int8).
         calib: Calibration images for INT8: a folder of images, a video file, a dataset path
             or a loaded :class:`~edgekit.data.dataset.Dataset`.
-        val: A labelled validation dataset (path or Dataset) whose classes match the model's;
-            required for fp16/int8, whose accuracy is never handed over unmeasured.
+        val: A labelled validation dataset (path or Dataset) whose classes match the model's,
+            or unlabelled footage (a video file, a folder of plain images, a URI): then the
+            gate is label-free, scoring each artifact against the fp32 artifact's own
+            detections. Required for fp16/int8, whose accuracy is never handed over
+            unmeasured.
         max_drop: Largest mAP@0.5:0.95 drop vs fp32 an artifact may have, in points.
         imgsz: Square input size. Default: the model's own, else 640.
         labels: Class names. Default: the model's own, else ``class0..``.
@@ -217,8 +220,9 @@ def _check_inputs(cells: list[tuple[Format, Precision]], calib: Any, val: Any) -
         raise EdgekitError(
             "fp16/int8 artifacts need a validation dataset (val=... / --val): their accuracy "
             "is measured against fp32 before they are handed over.",
-            hint="Pass a labelled COCO or YOLO dataset with the model's classes "
-                 "(`edgekit sample-data DIR` makes one for the sample model).")
+            hint="Pass a labelled COCO or YOLO dataset with the model's classes, or unlabelled "
+                 "footage (a video, a folder of images, a URI) for the label-free gate "
+                 "against fp32.")
 
 
 def _check_destination(out: Path) -> None:
@@ -240,6 +244,11 @@ def _validation(val: Any, labels: list[str] | None) -> Any:
     any minutes of export work (otherwise the matrix checks them after the ONNX export)."""
     if val is None:
         return None
+    from .labelfree import Unlabelled, is_unlabelled
+
+    if is_unlabelled(val):
+        # A labelled set wins when given; footage alone gets the label-free gate.
+        return val if isinstance(val, Unlabelled) else Unlabelled(source=str(val))
     from edgekit.data.dataset import Dataset, check_labels, load_dataset
 
     dataset = val if isinstance(val, Dataset) else load_dataset(val)

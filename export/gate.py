@@ -32,7 +32,8 @@ from edgekit.types import Detections
 from .jobs import ExportJob
 
 __all__ = ["DEFAULT_MAX_DROP", "EVAL_CONF", "EVAL_IOU", "MATCH_IOU", "Measurement",
-           "agreement", "backend_options", "compare", "fallbacks", "measure", "with_accuracy"]
+           "agreement", "backend_options", "box_score_agreement", "compare", "fallbacks",
+           "measure", "rescored", "with_accuracy"]
 
 DEFAULT_MAX_DROP = 1.0  # mAP@0.5:0.95 points
 EVAL_CONF, EVAL_IOU = 0.001, 0.6  # COCO-style mAP wants a low threshold (as `edgekit eval`)
@@ -91,6 +92,15 @@ def measure(bundle: Bundle, artifact: Artifact, dataset: Dataset, *,
                        executed_on=detector.backend.executed_on, images=len(dataset.items))
 
 
+def rescored(measurement: Measurement, dataset: Dataset) -> Measurement:
+    """The same detections scored against another ground truth (the label-free gate's)."""
+    from edgekit.eval import evaluate_detections
+
+    scored = evaluate_detections(measurement.detections, dataset)
+    return replace(measurement, map50=scored.map50, map50_95=scored.map50_95,
+                   per_class=scored.per_class)
+
+
 def compare(reference: Measurement, candidate: Measurement, *, max_drop: float,
             conf: float) -> dict[str, Any]:
     """The gate's verdict on ``candidate``, as stored in ``Artifact.accuracy``.
@@ -124,6 +134,7 @@ def compare(reference: Measurement, candidate: Measurement, *, max_drop: float,
         "per_class_delta": per_class_delta,
         "agreement": _round(agreement(reference.detections, candidate.detections, conf=conf),
                             4),
+        **box_score_agreement(reference.detections, candidate.detections, conf=conf),
         "reference": reference.key,
         "max_drop": max_drop,
         "images": candidate.images,
@@ -148,8 +159,29 @@ def agreement(reference: dict[int, Detections], candidate: dict[int, Detections]
     return matched / total if total else 1.0
 
 
+def box_score_agreement(reference: dict[int, Detections], candidate: dict[int, Detections],
+                        *, conf: float, iou: float = MATCH_IOU) -> dict[str, float | None]:
+    """How closely matched detections agree: mean IoU of the matched boxes and mean
+    |score difference| (None when nothing matched)."""
+    ious, diffs = [], []
+    for image_id, ref in reference.items():
+        cand = candidate.get(image_id)
+        keep_r = ref.confidence >= conf
+        if cand is None or not keep_r.any():
+            continue
+        keep_c = cand.confidence >= conf
+        pairs: list[tuple[int, int, float]] = []
+        _greedy_matches(ref.xyxy[keep_r], ref.class_id[keep_r], cand.xyxy[keep_c],
+                        cand.class_id[keep_c], iou, pairs=pairs)
+        for i, j, value in pairs:
+            ious.append(value)
+            diffs.append(abs(float(ref.confidence[keep_r][i]) - float(cand.confidence[keep_c][j])))
+    return {"box_iou_mean": _round(float(np.mean(ious)), 4) if ious else None,
+            "score_diff_mean": _round(float(np.mean(diffs)), 4) if diffs else None}
+
+
 def _greedy_matches(a: np.ndarray, a_cls: np.ndarray, b: np.ndarray, b_cls: np.ndarray,
-                    threshold: float) -> int:
+                    threshold: float, *, pairs: list | None = None) -> int:
     if not len(a) or not len(b):
         return 0
     ious = _iou(a, b)
@@ -163,6 +195,8 @@ def _greedy_matches(a: np.ndarray, a_cls: np.ndarray, b: np.ndarray, b_cls: np.n
         if ious[i, j] < threshold:
             break
         count += 1
+        if pairs is not None:
+            pairs.append((i, j, float(ious[i, j])))
         ious[i, :] = -1.0
         ious[:, j] = -1.0
     return count

@@ -18,11 +18,20 @@ import numpy as np
 
 from edgekit.bundle import Artifact, Bundle, BundleWriter, Format, Precision
 from edgekit.data.dataset import Dataset, check_labels, load_dataset
-from edgekit.errors import EdgekitError, ModelError
+from edgekit.errors import DatasetError, EdgekitError, ModelError
 
 from .calibration import DEFAULT_SAMPLES, Calibration, load_calibration
-from .gate import DEFAULT_MAX_DROP, Measurement, compare, fallbacks, measure, with_accuracy
+from .gate import (
+    DEFAULT_MAX_DROP,
+    Measurement,
+    compare,
+    fallbacks,
+    measure,
+    rescored,
+    with_accuracy,
+)
 from .jobs import ExportedFile, ExportJob
+from .labelfree import Unlabelled, frames_dataset, note, pseudo_labelled
 
 __all__ = ["Cell", "Matrix"]
 
@@ -63,6 +72,8 @@ class Matrix:
         self.max_drop, self.scheme, self.threads = float(max_drop), scheme, threads
         self.calibration: Calibration | None = None
         self.dataset: Dataset | None = None
+        self.label_free: Unlabelled | None = None
+        self.conf = 0.25  # the manifest's threshold, read when the gate runs
         self.measurements: dict[str, Measurement] = {}
         self._step, self._steps = 0, len(self.cells)
 
@@ -71,7 +82,13 @@ class Matrix:
     def prepare(self, *, calib: Any, val: Any, calib_count: int | None) -> None:
         """Loads the calibration tensors (if INT8 is asked) and the validation set."""
         spec, labels = self.base["spec"], self.base["labels"]
-        if val is not None:
+        if isinstance(val, Unlabelled):
+            self.label_free = val
+            self.dataset = frames_dataset(val, labels, self.work / "label-free")
+            self._steps += len(self.cells)
+            self.say(f"validation: {len(self.dataset)} frames from {val.source}, no labels: "
+                     "the fp32 artifact's detections are the reference (label-free)")
+        elif val is not None:
             self.dataset = val if isinstance(val, Dataset) else load_dataset(val)
             check_labels(self.dataset.labels, labels, source=self.dataset.root)
             self._steps += len(self.cells)
@@ -138,6 +155,19 @@ class Matrix:
             return
         view = lambda: Bundle(writer.staging, writer.manifest)  # noqa: E731 (re-read on change)
         reference = self._measure(view(), _find(writer, *_REFERENCE))
+        conf = self.conf = writer.manifest.output.conf_threshold
+        if self.label_free is not None:
+            # The reference's confident detections become the ground truth; the reference
+            # is re-scored against them (no second inference pass).
+            self.dataset = pseudo_labelled(self.dataset, reference.detections, conf=conf)
+            if not sum(len(item.xyxy) for item in self.dataset.items):
+                raise DatasetError(
+                    f"The label-free gate has nothing to compare: the fp32 model made no "
+                    f"detection at score >= {conf:g} on {len(self.dataset)} frames of "
+                    f"{self.label_free.source}.",
+                    hint="Use footage where the model sees its objects, or a labelled --val.")
+            reference = rescored(reference, self.dataset)
+            self.measurements[reference.key] = reference
         for cell in self.cells:
             if cell.status != "pending":
                 continue
@@ -148,6 +178,9 @@ class Matrix:
             if verdict["gate"] == "failed":
                 verdict, result = self._fall_back(writer, cell, reference, verdict)
             verdict["fallback"] = cell.fallback
+            if self.label_free is not None:
+                verdict["label_free"] = True
+                verdict["note"] = note(self.label_free.source, len(self.dataset), conf)
             verdict["executed_on"] = result.executed_on
             _replace(writer, with_accuracy(_find(writer, cell.format, cell.precision), verdict,
                                            latency_ms_median=_round(result.latency_ms),
@@ -243,7 +276,12 @@ class Matrix:
                 "map50_95": None if m is None or math.isnan(m.map50_95) else m.map50_95,
             })
         return {"cells": cells, "max_drop": self.max_drop,
-                "validation": str(self.dataset.root) if self.dataset else None,
+                "validation": (self.label_free.source if self.label_free else
+                               str(self.dataset.root) if self.dataset else None),
+                "label_free": self.label_free is not None,
+                "label_free_note": (note(self.label_free.source, len(self.dataset),
+                                         self.conf)
+                                    if self.label_free and self.dataset else None),
                 "validation_images": len(self.dataset) if self.dataset else 0,
                 "calibration": self.calibration.source if self.calibration else None,
                 "calibration_images": len(self.calibration) if self.calibration else 0}

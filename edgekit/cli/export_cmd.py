@@ -38,8 +38,9 @@ from ._ui import console, table, write_json
 )
 @click.option(
     "--val", default=None,
-    help="Labelled dataset (COCO/YOLO) with the model's classes: every artifact is "
-         "evaluated on it against fp32 (required for fp16/int8).",
+    help="Labelled dataset (COCO/YOLO) with the model's classes, or unlabelled footage (a "
+         "video, a folder of images, a URI: label-free, scored against fp32's own "
+         "detections): every artifact is measured against fp32 (required for fp16/int8).",
 )
 @click.option(
     "--max-drop", type=float, default=1.0, show_default=True,
@@ -132,7 +133,14 @@ def export_command(
             write_json(json_path, dataclasses.asdict(incomplete.bundle.manifest))
             raise
     console.print(results_table(bundle))
+    _say_label_free(bundle)
     write_json(json_path, dataclasses.asdict(bundle.manifest))
+
+
+def _say_label_free(bundle: Any) -> None:
+    notes = {(a.accuracy or {}).get("note") for a in bundle.manifest.artifacts} - {None}
+    for text in notes:
+        console.print(f"[bold]{text}[/]")
 
 
 def _split(text: str) -> list[str]:
