@@ -10,9 +10,10 @@ import pytest
 
 pytest.importorskip("torch")
 
-from edgekit.data.synth import write_dataset  # noqa: E402
 from edgekit.export import export  # noqa: E402
-from edgekit.export.labelfree import Unlabelled, is_unlabelled, read_frames  # noqa: E402
+from edgekit.export.labelfree import is_unlabelled, read_frames  # noqa: E402
+
+from edgekit.data.synth import write_dataset  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
