@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -c constraints.txt -e ".[export,eval,onnxruntime,flash,dev,openvino,litert,bench,pipeline,tflite]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[export,eval,onnxruntime,flash,dev,openvino,litert,bench,pipeline,tflite,scale]"
 	# ByteTrack for `edgekit run`: --no-deps, as trackers asks for the GUI opencv-python
 	# (it would overwrite the headless cv2); its real dependencies come with [pipeline].
 	$(BIN)/pip install -q -c constraints.txt --no-deps trackers

@@ -13,6 +13,7 @@ import click
 from .. import __version__
 from ..errors import EdgekitError
 from ._ui import console
+from .batch_cmd import batch_command
 from .bench_cmd import bench_group
 from .data_cmd import sample_data
 from .devices_cmd import devices
@@ -42,6 +43,7 @@ for command in (flash_command, status_command, sign_command, keygen_command):
 cli.add_command(run_command)
 for command in (serve_command, service_group):
     cli.add_command(command)
+cli.add_command(batch_command)
 
 
 def main(argv: list[str] | None = None) -> None:

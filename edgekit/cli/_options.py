@@ -173,3 +173,16 @@ def _best_for_this_machine(model: str, threads_: int | None, options=None):
         return load_runner(bundle, threads=threads_).detector
     except (UnknownNameError, BundleError):  # no profile for this machine, or nothing it runs
         return None
+
+
+ray_address = click.option(
+    "--address",
+    default=None,
+    help="Ray cluster to join: auto, HOST:PORT or ray://HOST:PORT (default: start Ray here).",
+)
+ray_workers = click.option(
+    "--workers",
+    type=click.IntRange(1),
+    default=None,
+    help="Ray workers (actors) to start (default: one per CPU of the cluster).",
+)

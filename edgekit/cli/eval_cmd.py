@@ -27,6 +27,8 @@ from ._ui import console, progress_bar, table, write_json
 @opt.artifact_format
 @opt.artifact_precision
 @opt.threads
+@opt.ray_address
+@opt.ray_workers
 @opt.json_file
 @opt.model_file_options
 def eval_command(
@@ -37,9 +39,27 @@ def eval_command(
     format_: str | None,
     precision: str | None,
     threads: int | None,
+    address: str | None,
+    workers: int | None,
     json_path: str | None,
 ) -> None:
-    """Evaluate MODEL (a bundle, a .onnx, or `sample`) on a dataset: mAP@0.5 and @0.5:0.95."""
+    """Evaluate MODEL (a bundle, a .onnx, or `sample`) on a dataset: mAP@0.5 and @0.5:0.95.
+
+    With --address (or --workers), the images are sharded over Ray workers (edgekit[scale]);
+    the numbers are the same as in one process.
+    """
+    if address is not None or workers is not None:
+        from ..batch import evaluate_sharded
+
+        with progress_bar() as bar:
+            task = bar.add_task("evaluating on Ray workers", total=None)
+            result, ran = evaluate_sharded(
+                model, data, address=address, workers=workers, format=format_,
+                precision=precision, conf=conf, iou=iou,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        _report(model, data, result, ran["artifact"], ran["executed_on"], json_path)
+        return
     from ..data.dataset import check_labels, load_dataset
     from ..eval import evaluate
 
@@ -53,6 +73,11 @@ def eval_command(
             dataset,
             progress=lambda done, total: bar.update(task, completed=done),
         )
+    _report(model, data, result, detector.artifact.key, detector.backend.executed_on, json_path)
+
+
+def _report(model: str, data: str, result, artifact: str, executed_on: str,
+            json_path: str | None) -> None:
     rows = [(name, v["instances"], v["ap50"], v["ap50_95"]) for name, v in result.per_class.items()]
     rows.append(
         (
@@ -64,7 +89,7 @@ def eval_command(
     )
     console.print(
         table(
-            f"{model} ({detector.artifact.key} on {detector.backend.executed_on}) "
+            f"{model} ({artifact} on {executed_on}) "
             f"on {data} ({result.images} images)",
             ["class", "instances", "mAP@0.5", "mAP@0.5:0.95"],
             rows,
@@ -75,8 +100,8 @@ def eval_command(
         {
             **result.to_dict(),
             "model": str(model),
-            "artifact": detector.artifact.key,
-            "executed_on": detector.backend.executed_on,
+            "artifact": artifact,
+            "executed_on": executed_on,
             "data": str(data),
         },
     )
