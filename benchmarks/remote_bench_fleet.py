@@ -52,6 +52,7 @@ def _two_board_table(lab: Lab, bundle: str, work: Path, runs: int) -> str:
 
     hosts = {name: {"target": lab.servers[i].uri(work / name)}
              for i, name in enumerate(("board-a", "board-b"))}
+    work.mkdir(parents=True, exist_ok=True)
     inventory = work / "fleet.yaml"
     inventory.write_text(yaml.safe_dump({"defaults": {
         "python": sys.executable, "identity": str(lab.client_key),

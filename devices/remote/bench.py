@@ -309,9 +309,11 @@ def _result(data: dict[str, Any], host: Host, facts: dict[str, Any], flops: dict
     """A device's result as a host BenchResult: the device in its fingerprint, FLOPs and
     utilisation against the device's peak."""
     result = BenchResult(**{k: v for k, v in data.items() if k in _RESULT_FIELDS})
+    # Emulated: detected by the device's own fingerprint (qemu-user), or declared in the
+    # inventory (`emulated: true`) where detection cannot see it.
+    emulated = result.fingerprint.get("emulated") or ("declared" if host.emulated else None)
     result.fingerprint.update(
-        device=host.name, target=host.target.uri, remote=True,
-        emulated=host.emulated or bool(result.fingerprint.get("emulated")),
+        device=host.name, target=host.target.uri, remote=True, emulated=emulated,
         device_tree_model=facts.get("device_tree_model") or None, os=facts.get("os"),
         would_run=would_run)
     peak = data.get("peak") or {}

@@ -111,8 +111,6 @@ def bench_artifact(directory: Path, key: str, plan: dict[str, Any], dataset: Any
                        precision=precision, threads=plan.get("threads"))
     out = result.to_dict()
     out["thermal"] = temp.report()
-    # An emulated board (qemu) says so in its environment: its speed is not a board's.
-    out["fingerprint"]["emulated"] = bool(os.environ.get("EDGEKIT_EMULATED"))
     board, threads = plan.get("board"), result.threads
     if plan.get("golden"):
         out["golden"] = _guarded(golden_check, directory, key, board=board, threads=threads)

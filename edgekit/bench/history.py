@@ -68,9 +68,7 @@ class History:
     def append(self, result: BenchResult) -> int:
         """Stores one result; returns its id."""
         acc = result.accuracy or {}
-        board = result.fingerprint.get("board", "")
-        if result.fingerprint.get("emulated"):
-            board = f"{board} (emulated)"  # an emulator's speed is never a board's history
+        board = history_board(result.fingerprint)
         with closing(self._connect()) as conn, conn:
             cur = conn.execute(
                 "INSERT INTO runs (timestamp, model, artifact, board, backend, executed_on, "
@@ -109,6 +107,13 @@ class History:
             raise EdgekitError(f"No run {run_id} in {self.path}.",
                                hint="`edgekit bench history` lists the run ids.")
         return {"id": run_id, **json.loads(row[0])}
+
+
+def history_board(fingerprint: dict[str, Any]) -> str:
+    """The history's board column: ``rpi5``, or ``rpi5@emulated`` for a run under emulation,
+    so that querying a real board's history never returns an emulator's latencies."""
+    board = fingerprint.get("board", "")
+    return f"{board}@emulated" if fingerprint.get("emulated") else board
 
 
 def compare(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:

@@ -122,7 +122,7 @@ def notes_for(results: list[dict[str, Any]]) -> list[str]:
               for device, text in peaks.items()]
     if any((r.get("fingerprint") or {}).get("emulated") for r in results):
         notes.append("emulated devices: their latency is the emulator's, not a board's; "
-                     "kept apart in the history (board '<name> (emulated)').")
+                     "kept apart in the history (board '<name>@emulated').")
     return notes
 
 

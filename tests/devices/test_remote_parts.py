@@ -176,3 +176,21 @@ def test_board_table_markdown_and_plot(tmp_path):
     for r in no_map:
         r["accuracy"] = None
     assert boards.write_plot(tmp_path / "bars.png", boards.rows(no_map)).stat().st_size > 5_000
+
+
+def test_emulated_results_kept_apart_in_history(tmp_path):
+    """A result from an emulated board never shows in the real board's history."""
+    from edgekit.bench import BenchResult, History
+
+    def result(emulated):
+        return BenchResult(
+            model="m", artifact="tflite/int8", format="tflite", backend="litert",
+            precision="int8", executed_on="cpu", threads=4, runs=1, warmup=0, load_ms=1.0,
+            first_inference_ms=1.0, latency_ms={"p50": 1.0, "mean": 1.0}, fps=1000.0,
+            peak_rss_mb=1.0, inputs={}, timestamp="t",
+            fingerprint={"board": "rpi5", "emulated": emulated})
+
+    history = History(tmp_path / "h.sqlite")
+    real, emulated = history.append(result(None)), history.append(result("qemu-user"))
+    assert [r["id"] for r in history.query(board="rpi5")] == [real]
+    assert [r["id"] for r in history.query(board="rpi5@emulated")] == [emulated]
