@@ -262,6 +262,10 @@ async def _run_onboard(transport: Transport, scratch: str, plan_file: str, host:
         elif kind == "error":
             out.errors[event.get("artifact") or "device"] = event.get("reason", "")
             _say(settings, host.name, f"error: {event.get('reason')}")
+        elif kind == "peak":
+            for result in out.results:
+                if result.threads == event.get("threads"):
+                    set_compute(result, flops, event["peak"])
         elif kind == "done":
             done = True
 
@@ -316,15 +320,26 @@ def _result(data: dict[str, Any], host: Host, facts: dict[str, Any], flops: dict
         device=host.name, target=host.target.uri, remote=True, emulated=emulated,
         device_tree_model=facts.get("device_tree_model") or None, os=facts.get("os"),
         would_run=would_run)
-    peak = data.get("peak") or {}
+    set_compute(result, flops, data.get("peak") or {})
+    result.thermal = data.get("thermal")
+    result.golden = data.get("golden")
+    return result
+
+
+def set_compute(result: BenchResult, flops: dict[str, Any], peak: dict[str, Any]) -> None:
+    """FLOPs, achieved GFLOP/s at p50, the peak and the fraction of it the model uses.
+
+    Over 100% says the peak is not this model's ceiling: the probe was disturbed (a busy
+    machine) or the artifact's int8/fp16 kernels outrun fp32 SGEMM; ``note`` says so.
+    """
     use = utilisation(flops.get("flops"), result.latency_ms["p50"], peak.get("gflops"))
     result.compute = {"flops": flops.get("flops"), "flops_method": flops.get("method"),
                       "flops_source": flops.get("source") or flops.get("reason"),
                       "gflops": use["gflops"], "peak_gflops": peak.get("gflops"),
                       "peak": peak, "utilisation": use["fraction"]}
-    result.thermal = data.get("thermal")
-    result.golden = data.get("golden")
-    return result
+    if use["fraction"] and use["fraction"] > 1:
+        result.compute["note"] = ("over the fp32 matmul peak: the probe was disturbed (a "
+                                  "busy machine) or this artifact's kernels beat fp32 SGEMM")
 
 
 async def bench_fleet(bundle: str | Path | Bundle, hosts: list[Host], *,

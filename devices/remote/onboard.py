@@ -13,6 +13,7 @@ host can show progress while the run goes on:
 - ``{"event": "result", "artifact": KEY, "result": {...}}`` (a BenchResult plus ``thermal``,
   ``golden`` and ``peak``)
 - ``{"event": "error", "artifact": KEY | null, "reason": ...}``
+- ``{"event": "peak", "threads": N, "peak": {...}}``: the better of two probe windows
 - ``{"event": "done", "protocol": 1}`` last, so a run killed midway is told from a finished one.
 
 Exit status: 0 when every artifact was measured, 1 otherwise.
@@ -140,6 +141,23 @@ def _guarded(call: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return {"ok": False, "reason": f"{type(exc).__name__}: {exc}"}
 
 
+def second_peak_windows(plan: dict[str, Any], peaks: dict[int | None, dict[str, Any]]) -> None:
+    """Probes the peak once more per thread count, after the runs, and emits the better one.
+
+    A single one-second window can land on a moment another process takes the cores (a
+    busy host, a board's background job); the best of two windows apart is the peak.
+    """
+    from .peak import measure_peak
+
+    for threads, first in peaks.items():
+        emit("progress", artifact=None, message=f"matmul peak probe again, {threads} threads")
+        again = measure_peak(threads or os.cpu_count() or 1,
+                             seconds=plan.get("peak_seconds", 1.0))
+        best = max((first, again), key=lambda p: p.get("gflops") or 0.0)
+        emit("peak", threads=threads, peak={**best, "windows": [
+            p.get("gflops") for p in (first, again)]})
+
+
 def run(directory: Path, plan: dict[str, Any]) -> int:
     from edgekit.devices.flash.agent import _verify_staged
 
@@ -167,6 +185,7 @@ def run(directory: Path, plan: dict[str, Any]) -> int:
                  f"{type(exc).__name__}: {exc}")
             continue
         emit("result", artifact=key, result=result)
+    second_peak_windows(plan, peaks)
     emit("done", protocol=PROTOCOL)
     return 1 if failed else 0
 

@@ -40,7 +40,7 @@ def _golden(result: dict[str, Any]) -> str:
     if not golden:
         return "-"
     if golden.get("ok"):
-        return f"ok, max|d| {golden.get('max_abs_diff', 0):.2g}"
+        return f"ok, max abs diff {golden.get('max_abs_diff', 0):.2g}"  # no '|': Markdown
     return f"FAIL: {golden.get('reason')}"
 
 
@@ -99,7 +99,8 @@ def markdown(table_rows: Sequence[dict[str, Any]], *, title: str = "",
     lines = [f"# {title}", ""] if title else []
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in table_rows:
-        lines.append("| " + " | ".join("-" if r[k] is None else str(r[k]) for k in head) + " |")
+        lines.append("| " + " | ".join("-" if r[k] is None else str(r[k]).replace("|", "\\|")
+                                       for k in head) + " |")
     lines += ["", *(f"- {n}" for n in notes)] if notes else []
     return "\n".join(lines) + "\n"
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+from rich.console import Console
 from rich.markup import escape
 
 from ..errors import EdgekitError
@@ -120,6 +121,8 @@ def notes_for(results: list[dict[str, Any]]) -> list[str]:
                              f"(n={peak.get('n')}, {peak.get('threads')} threads)")
     notes += [f"peak of {device}: {text}; util_% = achieved GFLOP/s at p50 / peak"
               for device, text in peaks.items()]
+    notes += sorted({f"{r['artifact']}: util_% {(r['compute'] or {}).get('note')}"
+                     for r in results if (r.get("compute") or {}).get("note")})
     if any((r.get("fingerprint") or {}).get("emulated") for r in results):
         notes.append("emulated devices: their latency is the emulator's, not a board's; "
                      "kept apart in the history (board '<name>@emulated').")
@@ -139,7 +142,8 @@ def show_board_table(results: list[dict[str, Any]], *, title: str,
     # Never cut a figure to fit 80 columns (a log is not a terminal): as wide as the cells.
     width = sum(max(len(fmt(v)) for v in [k, *col]) + 3
                 for k, col in zip(_SHOWN, zip(*cells, strict=True), strict=True)) + 1
-    console.print(table(title, list(_SHOWN), cells), width=max(console.width, width))
+    wide = Console(stderr=True, width=max(console.width, width))  # print() caps at its own
+    wide.print(table(title, list(_SHOWN), cells))
     for note in notes:
         console.print(f"[dim]{note}[/]", highlight=False)
     if outputs.get("markdown"):
