@@ -22,6 +22,7 @@ from .export_cmd import export_command
 from .flash_cmd import flash_command, keygen_command, sign_command, status_command
 from .info_cmd import info
 from .predict_cmd import predict
+from .rollout_cmd import rollout_command
 from .run_cmd import run_command
 from .service_cmd import serve_command, service_group
 
@@ -41,7 +42,7 @@ for command in (export_command, eval_command, predict, sample_data, info, bench_
 for command in (flash_command, status_command, sign_command, keygen_command):
     cli.add_command(command)
 cli.add_command(run_command)
-for command in (serve_command, service_group):
+for command in (serve_command, service_group, rollout_command):
     cli.add_command(command)
 cli.add_command(batch_command)
 
