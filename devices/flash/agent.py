@@ -363,8 +363,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     installed = {p.name for p in (root / "versions").glob("*")} if (root / "versions").is_dir() \
         else set()
     good = [h["version"] for h in state["history"] if h.get("action") in ("activate", "rollback")]
-    failed = {h["version"] for h in state["history"] if h.get("action") == "rolled-back"}
-    candidates = [v for v in reversed(good) if v != active and v in installed and v not in failed]
+    last = {h["version"]: h.get("action") for h in state["history"]}  # its latest record
+    candidates = [v for v in reversed(good) if v != active and v in installed
+                  and last.get(v) != "rolled-back"]  # the service failed it on live frames
     if not candidates:
         return _emit({"ok": False, "active": active,
                       "reason": "no earlier healthy version is kept on the device"}, 1)

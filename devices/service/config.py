@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.analytics import AnalyticsConfig, parse_config
-from edgekit.analytics.config import ConfigError
+from edgekit.analytics.config import ConfigError, _known
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,10 +43,13 @@ class ProbationConfig:
         seconds: The longest probation; whatever was measured by then decides.
         min_frames: Frames needed before latency is judged.
         latency_p99_ms: The SLO; None takes the bundle artifact's ``details.latency_slo_ms``,
-            else ``latency_ratio`` times the previous model's live p99.
+            else ``latency_ratio`` times the previous model's live p99 plus
+            ``latency_slack_ms``.
         latency_ratio: The relative SLO when no absolute one is given.
+        latency_slack_ms: Added to the relative SLO: a p99 over a few dozen frames is nearly
+            their maximum, and one scheduling hiccup must not roll a fast model back.
         shadow_every: Every how many frames the previous model runs on the same frame (beside
-            the pipeline) so detection counts can be compared.
+            the pipeline, sharing its CPU) so detection counts can be compared.
         min_compared: Frames compared before the counts are judged.
         min_detections: The previous model's detections (over the compared frames) below which
             a collapse cannot be told from an empty scene.
@@ -59,7 +62,8 @@ class ProbationConfig:
     min_frames: int = 10
     latency_p99_ms: float | None = None
     latency_ratio: float = 2.0
-    shadow_every: int = 2
+    latency_slack_ms: float = 10.0
+    shadow_every: int = 3
     min_compared: int = 8
     min_detections: int = 5
     collapse_ratio: float = 0.2
@@ -126,15 +130,6 @@ def parse_service_config(data: Any, *, where: str = "config") -> ServiceConfig:
         model=_section(ModelConfig, data.get("model"), f"{where}: model"),
         probation=_section(ProbationConfig, data.get("probation"), f"{where}: probation"),
         status=_section(StatusConfig, data.get("status"), f"{where}: status"))
-
-
-def _known(entry: Any, allowed: set[str], where: str) -> None:
-    if not isinstance(entry, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {entry!r}.")
-    unknown = sorted(set(entry) - allowed)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}.",
-                          hint=f"Known keys: {', '.join(sorted(allowed))}.")
 
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:

@@ -93,7 +93,8 @@ class Probation:
             return self.candidate.slo_ms, "bundle"
         before = self.previous.latency.summary().get("p99")
         if before:
-            return before * c.latency_ratio + 1.0, f"{c.latency_ratio:g}x the previous p99"
+            return (before * c.latency_ratio + c.latency_slack_ms,
+                    f"{c.latency_ratio:g}x the previous p99 + {c.latency_slack_ms:g} ms")
         return None, "none"
 
     def figures(self) -> dict[str, Any]:

@@ -33,6 +33,24 @@ def _ssh_options(func):
     return func
 
 
+def _flash_options(func):
+    """--board, --keep, --max-latency-ms, --verdict-timeout: `flash` and `rollout` share them."""
+    for option in reversed([
+        click.option("--board", default=None,
+                     help="Board profile (default: the inventory's, else detected on the "
+                          "device)."),
+        click.option("--keep", type=click.IntRange(1), default=3, show_default=True,
+                     help="Versions kept on the device."),
+        click.option("--max-latency-ms", type=float, default=2000.0, show_default=True,
+                     help="Health check: median full-detection latency limit."),
+        click.option("--verdict-timeout", type=click.FloatRange(min=0), default=120.0,
+                     show_default=True, help="Where `edgekit serve` runs on the device: "
+                     "seconds to wait for its verdict on live frames (0: do not wait)."),
+    ]):
+        func = option(func)
+    return func
+
+
 def _target(uri: str, identity, known_hosts, accept_new_host_key, remote_python):
     from ..devices.flash import parse_target
 
@@ -57,16 +75,9 @@ def _show(results, title: str) -> None:
               help="Devices flashed at once (fleet).")
 @click.option("--rollback", "rollback_target", default=None, metavar="TARGET",
               help="Switch TARGET back to its previous healthy version instead.")
-@click.option("--board", default=None, help="Board profile (default: detected on the device).")
-@click.option("--keep", type=click.IntRange(1), default=3, show_default=True,
-              help="Versions kept on the device.")
-@click.option("--max-latency-ms", type=float, default=2000.0, show_default=True,
-              help="Health check: median full-detection latency limit.")
+@_flash_options
 @click.option("--no-health", is_flag=True,
               help="Skip the health check (an SD card that cannot run here).")
-@click.option("--verdict-timeout", type=click.FloatRange(min=0), default=120.0,
-              show_default=True, help="Where `edgekit serve` runs on the device: seconds to "
-              "wait for its verdict on live frames (0: do not wait).")
 @_ssh_options
 @json_file
 def flash_command(bundle, target, inventory, parallel, rollback_target, board, keep,

@@ -8,7 +8,7 @@ import click
 
 from ..errors import EdgekitError
 from ._ui import console, table, write_json
-from .flash_cmd import STATUS_STYLE, _ssh_options
+from .flash_cmd import STATUS_STYLE, _flash_options, _ssh_options
 
 
 @click.command("rollout")
@@ -33,13 +33,7 @@ from .flash_cmd import STATUS_STYLE, _ssh_options
               help="The rollout's state file (SQLite).")
 @click.option("--resume", is_flag=True,
               help="Continue the rollout in --state (after an interruption or a halt).")
-@click.option("--board", default=None, help="Board profile for hosts that name none.")
-@click.option("--keep", type=click.IntRange(1), default=3, show_default=True,
-              help="Versions kept on each device.")
-@click.option("--max-latency-ms", type=float, default=2000.0, show_default=True,
-              help="Health check: median full-detection latency limit.")
-@click.option("--verdict-timeout", type=click.FloatRange(min=0), default=120.0,
-              show_default=True, help="Seconds to wait for a device service's live verdict.")
+@_flash_options
 @_ssh_options
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the summary and one record per device as JSON.")
