@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BundleError, UnknownNameError
+from .manifest_schema import read_manifest
 
 MANIFEST = "edgekit.json"
 SCHEMA_VERSION = 1
@@ -260,12 +261,8 @@ class Bundle:
                 f"{root} is not an edgekit bundle (no {MANIFEST} in it).",
                 hint="Create one with `edgekit export MODEL -o DIR`.",
             )
-        try:
-            data = json.loads(manifest_path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BundleError(f"{manifest_path} is not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise BundleError(f"{manifest_path} must hold a JSON object.")
+        # Schema first (bounded size and depth, every problem listed): no file is touched yet.
+        data = read_manifest(manifest_path)
         bundle = cls(root, Manifest.from_dict(data, where=str(manifest_path)))
         if verify:
             for artifact in bundle.manifest.artifacts:
@@ -274,37 +271,46 @@ class Bundle:
 
     def file(self, artifact: Artifact) -> Path:
         """Returns the path of an artifact's file, refusing paths that leave the bundle."""
-        target = (self.path / artifact.file).resolve()
+        return self.inside(artifact.file, what="artifact path")
+
+    def inside(self, name: str, *, what: str = "path") -> Path:
+        """Resolves a path the manifest names; refuses one that leaves the bundle (symlinks too)."""
+        try:
+            target = (self.path / name).resolve()
+        except (OSError, ValueError) as exc:  # a NUL byte, a symlink loop
+            raise BundleError(f"{self.path}: {what} {name!r} cannot be resolved: {exc}.") from None
         if not target.is_relative_to(self.path.resolve()):
-            raise BundleError(f"{self.path}: artifact path '{artifact.file}' leaves the bundle.")
+            raise BundleError(f"{self.path}: {what} '{name}' leaves the bundle.")
         return target
 
     def verify_artifact(self, artifact: Artifact) -> None:
         """Checks one artifact's presence, size and sha256 (and OpenVINO's .bin companion)."""
-        target = self.file(artifact)
+        self._verify_file(self.file(artifact), f"artifact '{artifact.file}'", artifact.size,
+                          artifact.sha256)
+        for name, record in artifact.details.get("companions", {}).items():
+            # Companions recorded before sizes were (a bare sha256) are hashed without one.
+            size, digest = ((record["size"], record["sha256"]) if isinstance(record, dict)
+                            else (None, record))
+            target = self.inside(name, what=f"companion of {artifact.file}")
+            self._verify_file(target, f"'{name}' (part of {artifact.file})", size, digest)
+
+    def _verify_file(self, target: Path, label: str, size: int | None, digest: str) -> None:
+        """Presence, then size (cheap), then sha256: a wrong size is refused before hashing."""
         hint = "The bundle was altered after export: re-export it or restore it from its source."
         if not target.is_file():
-            raise BundleError(f"{self.path}: artifact '{artifact.file}' is missing.", hint=hint)
-        size = target.stat().st_size
-        if size != artifact.size:
+            raise BundleError(f"{self.path}: {label} is missing.", hint=hint)
+        actual = target.stat().st_size
+        if size is not None and actual != size:
             raise BundleError(
-                f"{self.path}: artifact '{artifact.file}' is {size} bytes, the manifest says "
-                f"{artifact.size} (truncated or replaced).",
+                f"{self.path}: {label} is {actual} bytes, the manifest says {size} "
+                "(truncated or replaced).",
                 hint=hint,
             )
-        if sha256_file(target) != artifact.sha256:
+        if sha256_file(target) != digest:
             raise BundleError(
-                f"{self.path}: artifact '{artifact.file}' does not match its sha256 "
-                "(tampered or corrupted).",
+                f"{self.path}: {label} does not match its sha256 (tampered or corrupted).",
                 hint=hint,
             )
-        for name, digest in artifact.details.get("companions", {}).items():
-            companion = self.path / name
-            if not companion.is_file() or sha256_file(companion) != digest:
-                raise BundleError(
-                    f"{self.path}: '{name}' (part of {artifact.file}) is missing or altered.",
-                    hint=hint,
-                )
 
     def select(
         self,
@@ -401,7 +407,10 @@ class BundleWriter:
             for companion in map(Path, companions):
                 rel = target.parent.relative_to(self.staging) / companion.name
                 shutil.copyfile(companion, self.staging / rel)
-                extra["companions"][str(rel)] = sha256_file(self.staging / rel)
+                extra["companions"][str(rel)] = {
+                    "sha256": sha256_file(self.staging / rel),
+                    "size": (self.staging / rel).stat().st_size,
+                }
         artifact = Artifact(
             format=format,
             precision=precision,

@@ -13,6 +13,7 @@ import numpy as np
 from .backends import BackendOptions, load_backend
 from .bundle import MANIFEST, Artifact, Bundle, Manifest
 from .errors import ModelError
+from .model_check import check_model
 from .postprocess import postprocess
 from .preprocess import preprocess
 from .types import Detections
@@ -58,6 +59,7 @@ class Detector:
             name=backend,
             options=with_layouts(options, self.manifest, artifact),
         )
+        check_model(self.manifest, artifact, self.backend)
         self.times = StageTimes()
         self.head = make_head_checked(self.manifest, self.backend)
         self._feed = input_feed(self.manifest, self.backend, self.head)

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from ..errors import EdgekitError
 from . import _options as opt
 from ._ui import console, table, write_json
 
@@ -86,6 +87,11 @@ def _print_summary(summary: dict[str, Any]) -> None:
 @click.option("--conf", default=None, type=float, help="Score threshold (default: manifest's).")
 @click.option("--iou", default=None, type=float, help="NMS IoU threshold (default: manifest's).")
 @click.option("--quiet", is_flag=True, help="No live status line.")
+@click.option("--max-error-rate", default=0.5, show_default=True,
+              type=click.FloatRange(0, 1), help="Stop with an error when more than this "
+              "fraction of frames fails for --error-window seconds (1 = only when all fail).")
+@click.option("--error-window", default=10.0, show_default=True,
+              type=click.FloatRange(min=0), help="Seconds the error rate must stay too high.")
 @opt.artifact_format
 @opt.artifact_precision
 @opt.threads
@@ -93,17 +99,21 @@ def _print_summary(summary: dict[str, Any]) -> None:
 @opt.model_file_options
 def run_command(model: str, sources: tuple[str, ...], sinks: tuple[str, ...], board: str | None,
                 config_path: str | None, duration: float | None, loop: bool, conf: float | None,
-                iou: float | None, quiet: bool, format_: str | None, precision: str | None,
+                iou: float | None, quiet: bool, max_error_rate: float, error_window: float,
+                format_: str | None, precision: str | None,
                 threads: int | None, json_path: str | None) -> None:
     """Run MODEL live on one or more sources, with tracking, analytics and sinks."""
     from ..analytics import load_config
     from ..pipeline import ModelSettings, Pipeline, PipelineSettings
+    from ..pipeline.health import HealthSettings
     from ..sources import SourceSettings
 
     analytics = load_config(config_path) if config_path else None
     runner, executed = _open_model(model, board, format_, precision, threads)
     settings = PipelineSettings(source=SourceSettings(loop=loop),
-                                model=ModelSettings(conf=conf, iou=iou))
+                                model=ModelSettings(conf=conf, iou=iou),
+                                health=HealthSettings(max_error_rate=max_error_rate,
+                                                      window_s=error_window))
     pipeline = Pipeline(runner, list(sources), list(sinks), analytics=analytics,
                         settings=settings)
     console.print(f"running [bold]{executed}[/] on {len(sources)} source(s); Ctrl-C stops",
@@ -111,11 +121,13 @@ def run_command(model: str, sources: tuple[str, ...], sinks: tuple[str, ...], bo
     # SIGTERM (systemd, docker stop) stops as cleanly as Ctrl-C does.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
+        announce = _announce_views(pipeline)
         if quiet:
-            summary = _run(pipeline, duration, None)
+            summary = _run(pipeline, duration, announce)
         else:
             with console.status("starting") as status:
-                summary = _run(pipeline, duration, lambda p: status.update(_status(p)))
+                summary = _run(pipeline, duration,
+                               lambda p: (announce(p), status.update(_status(p))))
     finally:
         signal.signal(signal.SIGTERM, previous)
     for uri, view in summary["sinks"].items():
@@ -124,6 +136,40 @@ def run_command(model: str, sources: tuple[str, ...], sinks: tuple[str, ...], bo
     summary["model"] = executed
     _print_summary(summary)
     write_json(json_path, summary)
+    if summary.get("failed"):
+        raise RunFailedError(summary["failed"])
+
+
+class RunFailedError(EdgekitError):
+    """The run stopped (or ended) because its frames kept failing."""
+
+    exit_code = 1
+
+    def __init__(self, failure: dict[str, Any]) -> None:
+        first = failure.get("first_error") or {}
+        super().__init__(
+            f"the run failed: {failure['reason']}; first error ({first.get('camera', '?')}): "
+            f"{first.get('error', 'unknown')}",
+            hint="Fix the first error (often a manifest that does not match its model, or a "
+                 "source the model cannot take); --max-error-rate/--error-window tune when a "
+                 "run counts as failed.")
+
+
+def _announce_views(pipeline: Any) -> Any:
+    """An on_tick that prints each live view's URL (with its token) once, as soon as it is up.
+
+    A view bound beyond localhost needs its token; printed at the end of the run it came too
+    late to open the view.
+    """
+    shown: set[str] = set()
+
+    def announce(_: Any) -> None:
+        for sink in pipeline.sinks:
+            if hasattr(sink, "url") and getattr(sink, "listening", False) and sink.uri not in shown:
+                shown.add(sink.uri)
+                console.print(f"live view: {sink.announcement()}", highlight=False, markup=False)
+
+    return announce
 
 
 def _interrupt(signum: int, frame: Any) -> None:

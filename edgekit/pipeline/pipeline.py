@@ -21,6 +21,7 @@ from ..errors import EdgekitError
 from ..sinks.base import Result, Sink
 from ..sources import Source, SourceSettings, open_source
 from ..types import Frame
+from .health import Health, HealthSettings
 from .metrics import Metrics
 from .model import ModelSettings, StagedModel, staged
 
@@ -39,6 +40,7 @@ class PipelineSettings:
         source: Timeouts and reconnect backoff of the sources opened from URIs.
         model: Score and IoU thresholds.
         join_timeout_s: Longest wait for one thread when stopping (nothing may hang).
+        health: When failing frames stop the run (error rate over a time window).
     """
 
     queue_size: int = 3
@@ -46,6 +48,7 @@ class PipelineSettings:
     source: SourceSettings = field(default_factory=SourceSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     join_timeout_s: float = 5.0
+    health: HealthSettings = field(default_factory=HealthSettings)
 
 
 @dataclass(slots=True)
@@ -165,6 +168,7 @@ class Pipeline:
             for name, src in zip(names, opened, strict=True)]
         self.sinks: list[Sink] = [s if isinstance(s, Sink) else open_sink(s) for s in sinks]
         self.metrics = Metrics()
+        self.health = Health(self.settings.health)
         self._stop = threading.Event()
         self._infer_q: queue.Queue[_Item] = queue.Queue()  # bounded by the cameras' credits
         self._post_q: queue.Queue[list[_Item] | None] = queue.Queue(maxsize=2)
@@ -216,7 +220,8 @@ class Pipeline:
             on_tick: Callable[[Pipeline], None] | None = None, tick_s: float = 0.5) -> dict:
         """Starts, runs until the sources end or ``duration`` seconds pass, stops.
 
-        Ctrl-C (KeyboardInterrupt) stops it cleanly too. Returns ``summary()``.
+        Ctrl-C (KeyboardInterrupt) stops it cleanly too. Returns ``summary()``; its
+        ``failed`` is set (with the first error) when frames kept failing (``health``).
         """
         self.start()
         end = None if duration is None else time.monotonic() + duration
@@ -225,10 +230,14 @@ class Pipeline:
                                                                         end - time.monotonic()))):
                 if on_tick is not None:
                     on_tick(self)
+                if self.health.check(self._processed()) is not None:
+                    log.error("stopping: %s", self.health.failure["reason"])
+                    break
                 if end is not None and time.monotonic() >= end:
                     break
         finally:
             self.stop()
+            self.health.final(self._processed())
         return self.summary()
 
     def summary(self) -> dict[str, Any]:
@@ -238,7 +247,12 @@ class Pipeline:
             if cam.analytics is not None:
                 out["cameras"][cam.name]["analytics"] = cam.analytics.counts()
         out["sinks"] = {s.uri: s.describe() for s in self.sinks}
+        out["failed"] = self.health.failure
+        out["first_error"] = self.health.first_error
         return out
+
+    def _processed(self) -> int:
+        return sum(self.metrics.camera(cam.name).frames_out for cam in self.cameras)
 
     # ---- stages --------------------------------------------------------------------------
 
@@ -278,6 +292,7 @@ class Pipeline:
     def _camera_error(self, cam: _Camera, message: str) -> None:
         cam.source.stats.errors += 1
         cam.source.stats.last_error = message
+        self.health.error(cam.name, message)
         log.error("%s (%s): %s", cam.name, cam.source.uri, message)
 
     def _infer_loop(self) -> None:

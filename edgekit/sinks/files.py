@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..errors import EdgekitError
 from .base import Result, Sink
+from .rotation import RotatingPath, Rotation
 
 
 class SinkError(EdgekitError):
@@ -31,15 +32,18 @@ class VideoFileSink(Sink):
 
     The first frame fixes the size; frames of another size (a camera that changed mode) are
     resized to it, since a video file cannot change resolution. With several cameras each gets
-    its own file, ``out_<camera>.mp4``.
+    its own file, ``out_<camera>.mp4``. ``?rotate=1h&keep=24`` (or ``rotate=500MB``) starts a
+    new file per hour (or size) and keeps the newest 24 (see ``edgekit.sinks.rotation``).
     """
 
     def __init__(self, uri: str) -> None:
         super().__init__(uri)
         query = parse_qs(urlsplit(uri).query)
         self.fps = float(query.get("fps", ["25"])[-1])
+        self.rotation = Rotation.from_query(uri, query)
         self.path: Path | None = None
         self._writers: dict[str, tuple[object, tuple[int, int], Path]] = {}
+        self._rotating: dict[str, RotatingPath] = {}
         self.frames = 0
 
     def open(self) -> None:
@@ -63,12 +67,21 @@ class VideoFileSink(Sink):
                 raise SinkError(f"{target}: OpenCV cannot write this video.",
                                 hint="Use .mp4 or .avi.")
             self._writers[result.camera] = (writer, (w, h), target)
-        writer, size, _ = self._writers[result.camera]
+        writer, size, target = self._writers[result.camera]
         if (image.shape[1], image.shape[0]) != size:
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         writer.write(image)
         self.frames += 1
+        if self.rotation is not None:
+            self._maybe_rotate(result.camera, writer, target)
 
+    def _maybe_rotate(self, camera: str, writer: object, target: Path) -> None:
+        """Closes and renames a camera's file once it is due; the next frame opens a new one."""
+        rotating = self._rotating.setdefault(camera, RotatingPath(target, self.rotation))
+        if rotating.due(target.stat().st_size if target.exists() else 0):
+            writer.release()
+            del self._writers[camera]
+            rotating.roll()
     def close(self) -> None:
         for writer, _, _ in self._writers.values():
             writer.release()
@@ -82,12 +95,17 @@ class VideoFileSink(Sink):
 class JsonlSink(Sink):
     """One JSON object per processed frame (camera, index, capture time, detections, events).
 
-    ``events.jsonl?events_only=1`` writes only frames that have analytics events.
+    ``events.jsonl?events_only=1`` writes only frames that have analytics events;
+    ``?rotate=1h&keep=24`` (or ``rotate=100MB``) starts a new file per hour (or size) and keeps
+    the newest 24 finished ones (see ``edgekit.sinks.rotation``).
     """
 
     def __init__(self, uri: str) -> None:
         super().__init__(uri)
-        self.events_only = parse_qs(urlsplit(uri).query).get("events_only", ["0"])[-1] == "1"
+        query = parse_qs(urlsplit(uri).query)
+        self.events_only = query.get("events_only", ["0"])[-1] == "1"
+        self.rotation = Rotation.from_query(uri, query)
+        self._rotating: RotatingPath | None = None
         self.path: Path | None = None
         self._file = None
         self.lines = 0
@@ -95,6 +113,8 @@ class JsonlSink(Sink):
     def open(self) -> None:
         self.path = _writable_file(self.uri)
         self._file = self.path.open("w")
+        if self.rotation is not None:
+            self._rotating = RotatingPath(self.path, self.rotation)
 
     def write(self, result: Result) -> None:
         if self.events_only and not result.events:
@@ -102,6 +122,10 @@ class JsonlSink(Sink):
         self._file.write(json.dumps(result.record()) + "\n")
         self._file.flush()  # a reader tailing the file sees each frame as it happens
         self.lines += 1
+        if self._rotating is not None and self._rotating.due(self._file.tell()):
+            self._file.close()
+            self._rotating.roll()
+            self._file = self.path.open("w")
 
     def close(self) -> None:
         if self._file is not None:

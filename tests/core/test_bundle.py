@@ -75,14 +75,15 @@ def test_missing_artifact_is_refused(tmp_path: Path) -> None:
     "content, message",
     [
         ("{not json", "not valid JSON"),
-        ("[1, 2]", "JSON object"),
-        (json.dumps({"schema_version": 99, "name": "x", "labels": []}), "schema_version 99"),
-        (json.dumps({"schema_version": 1, "labels": []}), "malformed"),
+        ("[1, 2]", "must be a JSON object"),
+        (json.dumps({"schema_version": 99, "name": "x", "labels": ["a"]}),
+         r"\$\.schema_version: must be 1"),
+        (json.dumps({"schema_version": 1, "labels": ["a"]}), "'name' is a required property"),
         (
             json.dumps(
-                {"schema_version": 1, "name": "x", "labels": [], "input": {"layout": "diagonal"}}
+                {"schema_version": 1, "name": "x", "labels": ["a"], "input": {"layout": "diagonal"}}
             ),
-            "malformed",
+            r"\$\.input\.layout: got 'diagonal'",
         ),
     ],
 )
@@ -101,6 +102,11 @@ def test_artifact_path_cannot_leave_the_bundle(tmp_path: Path) -> None:
     out = write_bundle(tmp_path)
     data = json.loads((out / MANIFEST).read_text())
     data["artifacts"][0]["file"] = "../model.onnx"
+    (out / MANIFEST).write_text(json.dumps(data))
+    with pytest.raises(BundleError, match=r"artifacts\[0\]\.file: must be a relative path inside"):
+        Bundle.load(out)
+    (out / "link.onnx").symlink_to(tmp_path / "model.onnx")  # schema-clean, resolves outside
+    data["artifacts"][0]["file"] = "link.onnx"
     (out / MANIFEST).write_text(json.dumps(data))
     with pytest.raises(BundleError, match="leaves the bundle"):
         Bundle.load(out)
