@@ -1,8 +1,9 @@
 """Rotation of file sinks by size or age, keeping the newest N files.
 
 ``events.jsonl?rotate=1h&keep=24`` or ``out.mp4?rotate=100MB&keep=5``. The file being written
-keeps its name (a reader can tail it); a full one is renamed with its start time,
-``events.20261202-063700.jsonl``, and the oldest renamed files beyond ``keep`` are deleted.
+keeps its name (a reader can tail it); a full one is renamed with its start time and a
+sequence number, ``events.20261202-063700-000.jsonl`` (names sort in time order, also for
+several files in one second), and the oldest renamed files beyond ``keep`` are deleted.
 At 25 fps a JSONL sink writes about 110 MB an hour; without rotation a disk fills in days.
 """
 
@@ -80,11 +81,12 @@ class RotatingPath:
         Returns the new name of the finished file.
         """
         stamp = time.strftime(_STAMP, time.localtime(self.started))
-        target = self.path.with_name(f"{self.path.stem}.{stamp}{self.path.suffix}")
-        n = 1
-        while target.exists():  # two rolls in one second (tiny size limits)
-            target = self.path.with_name(f"{self.path.stem}.{stamp}-{n}{self.path.suffix}")
-            n += 1
+        # Several rolls in one second (small size limits) count up from the highest number
+        # of that second still on disk: a pruned number is never reused out of order.
+        prefix = f"{self.path.stem}.{stamp}-"
+        n = 1 + max((int(p.stem[len(prefix):]) for p in self.finished()
+                     if p.stem.startswith(prefix)), default=-1)
+        target = self.path.with_name(f"{prefix}{n:03d}{self.path.suffix}")
         if self.path.exists():
             self.path.rename(target)
         self.started = time.time()
@@ -94,11 +96,12 @@ class RotatingPath:
 
     def finished(self) -> list[Path]:
         """The renamed files of this path on disk, oldest first (earlier runs' too)."""
-        pattern = re.compile(rf"^{re.escape(self.path.stem)}\.\d{{8}}-\d{{6}}(-\d+)?"
+        pattern = re.compile(rf"^{re.escape(self.path.stem)}\.\d{{8}}-\d{{6}}-\d{{3,}}"
                              rf"{re.escape(self.path.suffix)}$")
         found = [p for p in self.path.parent.glob(f"{self.path.stem}.*{self.path.suffix}")
                  if pattern.match(p.name)]
-        return sorted(found, key=lambda p: (p.name[:len(self.path.stem) + 16], p.stat().st_mtime))
+        # By name, not mtime: file times are only as fine as the kernel's tick.
+        return sorted(found, key=lambda p: (len(p.name), p.name))
 
     def _prune(self) -> None:
         files = self.finished()

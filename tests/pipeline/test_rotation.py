@@ -61,7 +61,21 @@ def test_rotation_by_age_renames_with_the_start_time(tmp_path: Path) -> None:
     assert rotating.due(size=3)
     done = rotating.roll()
     assert not path.exists() and done.read_text() == "{}\n"
-    assert done.name.startswith("ev.") and done.suffix == ".jsonl" and len(done.stem) == 18
+    assert done.name.startswith("ev.") and done.suffix == ".jsonl" and done.stem.endswith("-000")
+
+
+
+def test_several_rolls_in_one_second_keep_their_order(tmp_path: Path) -> None:
+    path = tmp_path / "ev.jsonl"
+    rotating = RotatingPath(path, Rotation(max_bytes=1, keep=2))
+    started = rotating.started
+    for i in range(3):
+        path.write_text(f"{i}\n")
+        rotating.started = started  # the same second each time
+        rotating.roll()
+    kept = rotating.finished()
+    assert [p.read_text() for p in kept] == ["1\n", "2\n"]  # the oldest was deleted
+    assert [p.stem[-3:] for p in kept] == ["001", "002"]
 
 
 def test_video_rotates_by_size(detector, tmp_path: Path) -> None:
