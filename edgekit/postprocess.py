@@ -82,4 +82,10 @@ def postprocess(
         detections.xyxy = box.to_original(detections.xyxy, width, height)
         if detections.keypoints is not None:
             detections.keypoints = box.points_to_original(detections.keypoints)
+        # A box wholly in the letterbox padding clips to zero area: nothing of it is in the
+        # image, and a zero-area box matches nothing (seen with BlazeFace's edge anchors).
+        inside = (detections.xyxy[:, 2] > detections.xyxy[:, 0]) & (
+            detections.xyxy[:, 3] > detections.xyxy[:, 1])
+        if not inside.all():
+            detections = detections[inside]
     return detections

@@ -20,6 +20,7 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +29,13 @@ from edgekit.bundle import (
     Bundle,
     BundleWriter,
     Format,
-    InputSpec,
     Manifest,
-    OutputSpec,
     Precision,
     Provenance,
     utc_now,
 )
 from edgekit.errors import BundleError, EdgekitError, ModelError
+from edgekit.modelfile import FileOptions
 from edgekit.registry import Registry
 
 from .loaders import SAMPLE, LoadedModel, load_model, tool_versions
@@ -91,7 +91,8 @@ def export(model: Any, out: str | Path, *, formats: Iterable[Format | str] = (Fo
            imgsz: int | None = None, labels: list[str] | None = None, name: str | None = None,
            opset: int = 17, weights: str | Path | None = None,
            scheme: str | None = None, calib_count: int | None = None, threads: int = 2,
-           progress: Callable[[str], None] | None = None) -> Bundle:
+           progress: Callable[[str], None] | None = None,
+           file_options: FileOptions | None = None) -> Bundle:
     """Exports a detector into a bundle: every format at every precision, each one measured.
 
     The fp32 ONNX file is written first and checked against the source (parity); every other
@@ -127,6 +128,8 @@ def export(model: Any, out: str | Path, *, formats: Iterable[Format | str] = (Fo
             :data:`~edgekit.export.calibration.DEFAULT_SAMPLES`).
         threads: Inference threads while measuring the gate's latency.
         progress: Called with one line per step, for a CLI to display.
+        file_options: What the user said about the model where it is silent (``--head``,
+            mean/std/colour/resize); the head is otherwise recognised from its outputs.
 
     Returns:
         The written bundle, loaded back and verified.
@@ -155,8 +158,9 @@ def export(model: Any, out: str | Path, *, formats: Iterable[Format | str] = (Fo
         from .onnx import export_onnx
 
         onnx_file = export_onnx(loaded, work / "model.onnx", imgsz=size, opset=opset,
-                                labels=labels)
-        base = _base(loaded, onnx_file, work, labels=labels, say=say)
+                                labels=labels, file_options=file_options)
+        base = _base(loaded, onnx_file, work, labels=labels, say=say,
+                     file_options=file_options)
         from .matrix import Matrix
 
         matrix = Matrix(loaded=loaded, base=base, work=work, cells=cells, say=say,
@@ -258,14 +262,21 @@ def _validation(val: Any, labels: list[str] | None) -> Any:
 
 
 def _base(loaded: LoadedModel, onnx_file: Path, work: Path, *, labels: list[str] | None,
-          say: Callable[[str], None]) -> dict[str, Any]:
+          say: Callable[[str], None], file_options: FileOptions | None = None
+          ) -> dict[str, Any]:
     """Describes and parity-checks the fp32 ONNX: the reference every artifact derives from."""
-    from .onnx import describe_onnx
+    from .onnx import describe_onnx, recognise
     from .parity import GOLDEN_FILE, SEEDS, check_parity
 
     info = describe_onnx(onnx_file)
-    labels = labels or _placeholder_labels(info["output_shape"], loaded.source, say)
-    spec = InputSpec(name=info["input_name"], shape=tuple(info["input_shape"]))
+    read = recognise(onnx_file, labels, loaded.source, file_options)
+    say(f"head: {read.output.kind} ({read.output.reason}); preprocessing: {read.input.origin}")
+    if not labels:
+        labels = read.labels
+        if labels[0] == "class0":
+            _needs_labels(read, loaded.source)
+            _say_placeholder(labels, loaded.source, say)
+    spec = replace(read.input, name=info["input_name"], shape=tuple(info["input_shape"]))
     say(f"checking parity on {len(SEEDS)} synthetic scenes")
     parity = check_parity(loaded, onnx_file, spec, golden=work / GOLDEN_FILE)
     say(f"parity: max |diff| {parity['max_abs_diff']:.3g} vs {parity['reference']}")
@@ -278,6 +289,7 @@ def _base(loaded: LoadedModel, onnx_file: Path, work: Path, *, labels: list[str]
                  "or try another opset.",
         )
     return {"onnx": onnx_file, "info": info, "labels": list(labels), "spec": spec,
+            "output": replace(read.output, name=info["output_name"]),
             "parity": parity, "golden": work / GOLDEN_FILE}
 
 
@@ -288,7 +300,7 @@ def _write_bundle(loaded: LoadedModel, out: str | Path, base: dict[str, Any], ma
     info = base["info"]
     manifest = Manifest(
         name=name or _default_name(loaded), labels=base["labels"], input=base["spec"],
-        output=OutputSpec(name=info["output_name"]),
+        output=base["output"],
     )
     with BundleWriter(out, manifest) as writer:
         writer.add_file(base["onnx"], format=Format.ONNX, precision=Precision.FP32,
@@ -309,15 +321,25 @@ def _write_bundle(loaded: LoadedModel, out: str | Path, base: dict[str, Any], ma
     return report
 
 
-def _placeholder_labels(shape: list, source: str, say: Callable[[str], None]) -> list[str]:
-    count = int(shape[1]) - 4
-    message = (f"{source}: no labels given; using class0..class{count - 1} from the output "
-               "shape. Pass labels=[...] to name them.")
+def _needs_labels(read: Any, source: str) -> None:
+    """Refuses a head whose outputs do not say how many classes there are, without names:
+    the gate scores per class, and made-up names would hide a wrong count."""
+    from edgekit.heads import HEADS
+
+    if not HEADS.load(read.output.kind).knows_classes:
+        raise ModelError(
+            f"{source}: its '{read.output.kind}' outputs give class ids but not how many "
+            "classes there are.",
+            hint="Name them: labels=[...] / --labels a,b,c (in the model's class order).")
+
+
+def _say_placeholder(labels: list[str], source: str, say: Callable[[str], None]) -> None:
+    message = (f"{source}: no labels given; using class0..class{len(labels) - 1} from the "
+               "output shape. Pass labels=[...] to name them.")
     if say is _silent:
         warnings.warn(message, UserWarning, stacklevel=4)
     else:
         say(message)
-    return [f"class{i}" for i in range(count)]
 
 
 def _default_name(loaded: LoadedModel) -> str:

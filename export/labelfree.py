@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.data.dataset import Dataset, Sample
-from edgekit.errors import DatasetError
+from edgekit.errors import DatasetError, ModelError
 from edgekit.types import Detections
 
 from .calibration import _DATASET_MARKERS, VIDEO_SUFFIXES, _from_path, evenly
@@ -99,6 +99,12 @@ def pseudo_labelled(frames: Dataset, detections: dict[int, Detections], *,
     for sample in frames.items:
         found = detections.get(sample.image_id, Detections.empty())
         keep = found.confidence >= conf
+        beyond = found.class_id[keep] >= len(frames.labels)
+        if beyond.any():
+            raise ModelError(
+                f"The fp32 model predicted class id {int(found.class_id[keep][beyond].max())}"
+                f", but the labels name {len(frames.labels)} classes.",
+                hint="Give all the model's class names, in its order (--labels).")
         items.append(replace(sample, xyxy=found.xyxy[keep], class_id=found.class_id[keep],
                              crowd=None))
     return replace(frames, items=items)

@@ -15,11 +15,13 @@ import json
 import shutil
 import tempfile
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgekit.bundle import Format, Manifest
 from edgekit.errors import ModelError
-from edgekit.postprocess import check_yolo_output
+from edgekit.modelfile import FileOptions
 
 from .loaders import LoadedModel, _torch, first_line, onnx_input_dims, read_onnx
 
@@ -35,7 +37,8 @@ _META = "edgekit."
 
 def export_onnx(model: LoadedModel, path: str | Path, *, imgsz: int | tuple[int, int],
                 opset: int = 17, simplify: bool = True,
-                labels: list[str] | None = None) -> Path:
+                labels: list[str] | None = None,
+                file_options: FileOptions | None = None) -> Path:
     """Writes ``model`` as a static-shape ONNX detector at ``path``.
 
     Args:
@@ -47,6 +50,8 @@ def export_onnx(model: LoadedModel, path: str | Path, *, imgsz: int | tuple[int,
             model is kept and ``edgekit.simplified`` in its metadata says why.
         labels: Class names; their count must match the head's output. Without them the
             count is inferred from the output shape.
+        file_options: What the user said about the model (``--head``, preprocessing flags);
+            the head is recognised from the outputs otherwise.
 
     Returns:
         ``path``.
@@ -64,7 +69,7 @@ def export_onnx(model: LoadedModel, path: str | Path, *, imgsz: int | tuple[int,
             output_shape = _static_copy(model, raw, height, width)
         else:
             output_shape = _trace(model, raw, height, width, opset)
-        _check_head(output_shape, labels, model.source)
+        _check_head(raw, labels, model.source, file_options)
         proto = read_onnx(raw)  # full_check: type and shape inference over the whole graph
         proto, note = _slim(proto) if simplify else (proto, "no (not requested)")
     _annotate(proto, simplified=note, output_shape=output_shape, labels=labels,
@@ -107,11 +112,30 @@ def _pair(imgsz: int | tuple[int, int]) -> tuple[int, int]:
     return int(height), int(width)
 
 
-def _check_head(shape: tuple[int, ...], labels: list[str] | None, source: str) -> None:
-    """Refuses a non-detection output, naming the model (check_yolo_output cannot)."""
-    inferred = shape[1] - 4 if len(shape) == 3 else 0
+def recognise(path: Path, labels: list[str] | None, source: str,
+              options: FileOptions | None = None) -> Manifest:
+    """The head, labels and preprocessing of an ONNX file, as every command reads them (the
+    one model-file loader); errors name the source model."""
+    from edgekit.modelfile import open_model_file
+
+    given = options or FileOptions()
+    if labels:
+        given = replace(given, labels=tuple(labels))
     try:
-        check_yolo_output(tuple(shape), len(labels) if labels else max(inferred, 1))
+        return open_model_file(path, options=given).manifest
+    except ModelError as exc:
+        raise ModelError(f"{source}: {exc.message}", hint=exc.hint) from None
+
+
+def _check_head(path: Path, labels: list[str] | None, source: str,
+                options: FileOptions | None) -> None:
+    """Refuses a model no head decodes (or whose class count contradicts the labels)."""
+    manifest = recognise(path, labels, source, options)
+    from edgekit.backends import load_backend
+    from edgekit.detector import make_head_checked
+
+    try:
+        make_head_checked(manifest, load_backend(path, Format.ONNX))
     except ModelError as exc:
         raise ModelError(f"{source}: {exc.message}", hint=exc.hint) from None
 

@@ -186,3 +186,8 @@ ray_workers = click.option(
     default=None,
     help="Ray workers (actors) to start (default: one per CPU of the cluster).",
 )
+
+
+def model_file_options_no_labels(command):
+    """The model-file options for a command that has its own --labels (export)."""
+    return model_file_options(command, labels=False)

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from . import _options as opt
 from ._ui import console, table, write_json
 
 
@@ -82,6 +83,7 @@ from ._ui import console, table, write_json
     default=None,
     help="Also write the resulting manifest as JSON to this file.",
 )
+@opt.model_file_options_no_labels
 def export_command(
     model: str,
     out: Path,
@@ -125,7 +127,7 @@ def export_command(
                 calib=calib, val=val, max_drop=max_drop, scheme=scheme,
                 calib_count=calib_count, threads=threads, imgsz=imgsz, weights=weights,
                 labels=_split(labels) if labels else None, name=name, opset=opset,
-                progress=progress,
+                progress=progress, file_options=opt.file_options(),
             )
         except export_api.ExportIncomplete as incomplete:
             status.stop()

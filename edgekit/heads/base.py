@@ -88,6 +88,8 @@ class Head(ABC):
     # Input-spec fields of the convention's reference preprocessing (used when the file's
     # metadata is silent and the user gave no flags).
     preprocessing: ClassVar[dict[str, Any]] = {}
+    # Whether the outputs' shapes give the class count (a row per class, or one class).
+    knows_classes: ClassVar[bool] = False
     # Set by ``bind`` where the outputs tell them.
     num_classes: int | None = None
     num_keypoints: int = 0

@@ -81,6 +81,7 @@ class BlazeFaceHead(Head):
     preprocessing = {"mean": (127.5, 127.5, 127.5), "std": (127.5, 127.5, 127.5),
                      "pad_value": 0}
     has_keypoints = True
+    knows_classes = True
     labels = ["face"]
 
     @classmethod

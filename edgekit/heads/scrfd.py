@@ -67,6 +67,7 @@ class ScrfdHead(Head):
     preprocessing = {"mean": (127.5, 127.5, 127.5), "std": (128.0, 128.0, 128.0),
                      "pad_value": 0}
     has_keypoints = True
+    knows_classes = True
     labels = ["face"]
 
     @classmethod

@@ -32,6 +32,7 @@ class YoloV5Head(Head):
 
     name = "yolov5"
     summary = "one output [1, N, 5+classes]: cx cy w h in pixels, objectness, class scores"
+    knows_classes = True
 
     @classmethod
     def match(cls, facts: ModelFacts) -> str | None:

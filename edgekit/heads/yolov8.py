@@ -15,6 +15,7 @@ class YoloV8Head(Head):
 
     name = "yolov8"
     summary = "one output [1, 4+classes, N]: cx cy w h in pixels, then class scores"
+    knows_classes = True
 
     @classmethod
     def match(cls, facts: ModelFacts) -> str | None:
