@@ -89,8 +89,9 @@ def test_head_through_every_command(kind: str, data, tmp_path: Path, capsys) -> 
 
 @pytest.mark.parametrize("kind", [k for k in MODELS if k != "rtdetr"])
 def test_head_exports_with_the_label_free_gate(kind: str, data, tmp_path: Path) -> None:
-    from edgekit.bundle import Bundle
     from edgekit.export import export
+
+    from edgekit.bundle import Bundle
 
     model = make_head_onnx(kind, tmp_path / f"{kind}.onnx")
     labels = None if kind in FACES | {"yolov8", "yolov5", "yolox"} else ["a", "b", "c"]
@@ -111,8 +112,9 @@ def test_head_exports_with_the_label_free_gate(kind: str, data, tmp_path: Path) 
 
 
 def test_heads_without_a_class_count_need_labels_to_export(tmp_path: Path, data) -> None:
-    from edgekit.errors import ModelError
     from edgekit.export import export
+
+    from edgekit.errors import ModelError
 
     model = make_head_onnx("ssd", tmp_path / "ssd.onnx")
     with pytest.raises(ModelError, match="--labels"):
