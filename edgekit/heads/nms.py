@@ -27,16 +27,13 @@ def nms(xyxy: np.ndarray, confidence: np.ndarray, class_id: np.ndarray, iou: flo
     return kept[np.argsort(-confidence[kept], kind="stable")]
 
 
-def iou_one(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one xyxy box against [N, 4] boxes."""
-    x1 = np.maximum(box[0], boxes[:, 0])
-    y1 = np.maximum(box[1], boxes[:, 1])
-    x2 = np.minimum(box[2], boxes[:, 2])
-    y2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / np.maximum(area + areas - inter, 1e-9)
+def iou_matrix(boxes: np.ndarray) -> np.ndarray:
+    """IoU of every pair of [N, 4] xyxy boxes, [N, N]."""
+    lt = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
+    rb = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
+    return inter / np.maximum(area[:, None] + area[None, :] - inter, 1e-9)
 
 
 def weighted_nms(
@@ -53,25 +50,30 @@ def weighted_nms(
     """
     order = np.argsort(-confidence, kind="stable")
     boxes, scores = xyxy[order], confidence[order]
-    points = None if keypoints is None else keypoints[order]
+    points = None if keypoints is None else keypoints[order].reshape(len(order), -1)
+    # One IoU matrix up front: the loop below then only slices boolean rows (per-pair numpy
+    # calls in the loop cost ~0.4 ms each on a loaded 2-core machine).
+    overlaps = iou_matrix(boxes) > iou
     out_boxes, out_scores, out_points = [], [], []
     alive = np.ones(len(order), bool)
-    for i in range(len(order)):
+    for i in np.flatnonzero(alive):
         if not alive[i]:
             continue
-        members = alive & (iou_one(boxes[i], boxes) > iou)
+        members = alive & overlaps[i]
         members[i] = True
         weights = scores[members] / scores[members].sum()
         out_boxes.append(weights @ boxes[members])
         out_scores.append(scores[i])
         if points is not None:
-            out_points.append(np.tensordot(weights, points[members], axes=1))
+            out_points.append(weights @ points[members])
         alive &= ~members
     if not out_boxes:
-        empty_points = None if points is None else np.zeros((0, *points.shape[1:]), np.float32)
+        empty_points = None if keypoints is None else np.zeros((0, *keypoints.shape[1:]),
+                                                               np.float32)
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), empty_points
     return (
         np.asarray(out_boxes, np.float32),
         np.asarray(out_scores, np.float32),
-        None if points is None else np.asarray(out_points, np.float32),
+        None if points is None else np.asarray(out_points, np.float32).reshape(
+            len(out_points), *keypoints.shape[1:]),
     )

@@ -119,3 +119,37 @@ def test_heads_without_a_class_count_need_labels_to_export(tmp_path: Path, data)
     model = make_head_onnx("ssd", tmp_path / "ssd.onnx")
     with pytest.raises(ModelError, match="--labels"):
         export(model, tmp_path / "b", val=str(data["images"]))
+
+
+def test_ultralytics_checkpoint_names_the_package(tmp_path: Path) -> None:
+    import importlib.util
+    import zipfile
+
+    from edgekit.errors import MissingDependencyError
+    from edgekit.export import load_model
+
+    if importlib.util.find_spec("ultralytics") is not None:
+        pytest.skip("ultralytics is installed here: the checkpoint would be read")
+    best = tmp_path / "best.pt"
+    with zipfile.ZipFile(best, "w") as archive:  # what torch.save writes, minus the tensors
+        archive.writestr("best/data.pkl", b"\\x80\\x02cultralytics.nn.tasks\\nDetectionModel\\n")
+        archive.writestr("best/version", "3\\n")
+    with pytest.raises(MissingDependencyError, match="ultralytics") as err:
+        load_model(best)
+    assert "pip install ultralytics" in str(err.value) and "AGPL" in str(err.value)
+
+
+@pytest.mark.parametrize("name,converter", [("frozen.pb", "tf2onnx"), ("saved", "tf2onnx")])
+def test_tensorflow_files_name_the_converter(name: str, converter: str, tmp_path: Path,
+                                             capsys) -> None:
+    target = tmp_path / name
+    if name == "saved":
+        target.mkdir()
+        (target / "saved_model.pb").write_bytes(b"\\x08\\x01")
+    else:
+        target.write_bytes(b"\\x0a\\x0c")
+    for command in ("info", "predict", "eval"):
+        args = [command, str(target)] + {"predict": [str(tmp_path), "-o", str(tmp_path / "o")],
+                                         "eval": ["--data", str(tmp_path)]}.get(command, [])
+        code, _, err = run_cli(args, capsys)
+        assert code == 2 and converter in err, (command, err)
