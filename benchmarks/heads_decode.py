@@ -133,7 +133,6 @@ def inference_ms(size: int, runs: int, threads: int, cache: dict) -> float:
     if size in cache:
         return cache[size]
     import torch
-
     from edgekit.export.models.yolo_lite import YoloLite
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -122,15 +122,10 @@ def with_layouts(
 def make_head_checked(manifest: Manifest, backend) -> Head:
     """The manifest's head bound on the backend's outputs, its class count checked against
     the labels (a misread class count is how garbage passed as detections)."""
-    from .heads import make_head
+    from .heads import check_class_count, make_head
 
     head = make_head(manifest.output.kind, manifest.output, manifest.input, backend.outputs)
-    if head.num_classes is not None and head.num_classes != len(manifest.labels):
-        raise ModelError(
-            f"The '{head.name}' head of this model gives {head.num_classes} classes, the "
-            f"labels name {len(manifest.labels)}.",
-            hint="Give the model's own class names (--labels), or re-export the bundle.",
-        )
+    check_class_count(head, manifest.labels)
     return head
 
 

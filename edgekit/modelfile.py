@@ -184,15 +184,18 @@ def wrap_model(path: Path, fmt: Format, backend: Any, *, options: FileOptions) -
         ModelError: the head cannot be recognised, a dynamic size is not given, or a
             flag contradicts the file.
     """
-    from .heads import HEADS, ModelFacts, make_head, recognise
+    from .heads import HEADS, ModelFacts, check_class_count, make_head, recognise
 
     metadata = parse_metadata(backend.metadata())
     _, info = image_input(backend.inputs)
     layout, height, width, size_from = input_size(info, metadata, options)
-    labels = list(options.labels) if options.labels else metadata_labels(metadata)
+    named = metadata_labels(metadata)
+    labels = list(options.labels) if options.labels else named
+    # Only the file's own class names narrow recognition: labels the user typed are checked
+    # against the chosen head instead, so a wrong count is reported as such.
     facts = ModelFacts(inputs=backend.inputs, outputs=backend.outputs, metadata=metadata,
                        height=height, width=width,
-                       num_classes=len(labels) if labels else None)
+                       num_classes=len(named) if named else None)
     choice = recognise(facts, name=options.head)
     head_cls = HEADS.load(choice.name)
     channels = info.shape[1] if layout is Layout.NCHW else info.shape[3]
@@ -207,6 +210,8 @@ def wrap_model(path: Path, fmt: Format, backend: Any, *, options: FileOptions) -
                               "reason": choice.reason}, **head_cls.defaults})
     head = make_head(choice.name, output, spec, backend.outputs)  # binds: refuses a misfit
     output = replace(output, keypoints=head.num_keypoints)
+    if labels:
+        check_class_count(head, labels)
     labels = labels or list(getattr(head_cls, "labels", None) or []) or [
         f"class{i}" for i in range(head.num_classes or 1)]
     artifact = Artifact(format=fmt, precision=Precision.FP32, file=path.name,

@@ -81,9 +81,22 @@ def make_head(name: str, spec, input, outputs: Sequence) -> Head:
     return HEADS.load(name)(spec, input, outputs)
 
 
+def check_class_count(head: Head, labels: Sequence[str]) -> None:
+    """Refuses labels whose count contradicts the head's outputs (a misread class count is
+    how garbage passed as detections)."""
+    if head.num_classes is not None and head.num_classes != len(labels):
+        raise ModelError(
+            f"The '{head.name}' head of this model gives {head.num_classes} classes, the "
+            f"labels name {len(labels)}.",
+            hint="Give the model's own class names in its order (--labels), check the labels "
+            "count, or re-export the bundle.",
+        )
+
+
 def supported() -> str:
     """Each registered head with its one-line layout, for help texts and errors."""
     return "; ".join(f"{n}: {HEADS.load(n).summary}" for n in HEADS)
 
 
-__all__ = ["HEADS", "Head", "HeadChoice", "ModelFacts", "make_head", "recognise", "supported"]
+__all__ = ["HEADS", "Head", "HeadChoice", "ModelFacts", "check_class_count", "make_head",
+           "recognise", "supported"]

@@ -125,8 +125,9 @@ def test_ultralytics_checkpoint_names_the_package(tmp_path: Path) -> None:
     import importlib.util
     import zipfile
 
-    from edgekit.errors import MissingDependencyError
     from edgekit.export import load_model
+
+    from edgekit.errors import MissingDependencyError
 
     if importlib.util.find_spec("ultralytics") is not None:
         pytest.skip("ultralytics is installed here: the checkpoint would be read")
