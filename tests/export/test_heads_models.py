@@ -4,6 +4,7 @@ info, predict, eval, bench and run (tracking) on it, as a user's file would go."
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -79,12 +80,19 @@ def test_head_through_every_command(kind: str, data, tmp_path: Path, capsys) -> 
                             "--no-history", "--json", str(tmp_path / "b.json")], capsys)
     assert code == 0, err
 
+    config = tmp_path / "analytics.yaml"  # tracking, a counting line and a zone
+    config.write_text("relative: true\nlines:\n  - name: mid\n    start: [0.0, 0.5]\n"
+                      "    end: [1.0, 0.5]\nzones:\n  - name: left\n"
+                      "    polygon: [[0, 0], [0.5, 0], [0.5, 1], [0, 1]]\n")
     code, _, err = run_cli(["run", str(model), "--labels", labels, "--format", "onnx",
-                            "--source", str(data["images"]), "--sink",
-                            str(tmp_path / "events.jsonl"), "--quiet", "--json",
+                            "--source", str(data["images"]), "--config", str(config),
+                            "--sink", str(tmp_path / "events.jsonl"), "--quiet", "--json",
                             str(tmp_path / "run.json")], capsys)
     assert code == 0, err
     assert json.loads((tmp_path / "run.json").read_text())["frames_out"] == 2
+    events = [json.loads(x) for x in (tmp_path / "events.jsonl").read_text().splitlines()]
+    tracked = [d for e in events for d in e.get("detections", [])]
+    assert tracked and all("tracker_id" in d for d in tracked)
 
 
 @pytest.mark.parametrize("kind", [k for k in MODELS if k != "rtdetr"])
@@ -99,12 +107,25 @@ def test_head_exports_with_the_label_free_gate(kind: str, data, tmp_path: Path) 
         labels = [*labels, "d"]  # a logit column per class, as many as the model has
     # Random weights: fp16 may flip a near-tie among a few dozen boxes on two images; the
     # gate's own verdicts are tested elsewhere, this checks every head goes through it.
-    bundle = export(model, tmp_path / "b", formats=("onnx", "openvino"),
+    # OpenVINO for a few conventions only (keypoints, multi-output): it costs seconds each.
+    formats = ("onnx", "openvino") if kind in ("yolov5", "blazeface", "scrfd") else ("onnx",)
+    bundle = export(model, tmp_path / "b", formats=formats,
                     precisions=("fp32", "fp16"), val=str(data["images"]), labels=labels,
                     max_drop=50)
     loaded = Bundle.load(bundle.path)
     assert loaded.manifest.output.kind == HEAD_OF.get(kind, kind)
     assert loaded.manifest.output.reason and loaded.manifest.input.origin
+    from edgekit.devices.flash.health import check_bundle
+
+    # flash's health check on a device, which holds one artifact: replay of the golden set
+    device = tmp_path / "device"
+    shutil.copytree(bundle.path, device)
+    manifest = json.loads((device / "edgekit.json").read_text())
+    manifest["artifacts"] = [a for a in manifest["artifacts"]
+                             if (a["format"], a["precision"]) == ("onnx", "fp16")]
+    (device / "edgekit.json").write_text(json.dumps(manifest))
+    health = check_bundle(device)
+    assert health["ok"] and health["golden"]["ok"], health
     for artifact in loaded.manifest.artifacts:
         assert artifact.accuracy["label_free"] is True
         assert artifact.accuracy["gate"] in ("reference", "passed")
