@@ -51,7 +51,7 @@ class RemoteSettings:
         board: Board profile for every device (default: detected on each device).
         val: A small validation set (COCO/YOLO folder) sent to and evaluated on the device.
         golden: Replay the bundle's golden inputs on the device.
-        peak_seconds: Length of the matmul peak probe.
+        peak_seconds: Length of each of the two matmul peak probe windows (0: no probe).
         timeout_s: Limit on one device's whole on-device run.
         progress: Called with (device, message) as events arrive.
     """

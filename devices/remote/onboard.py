@@ -121,6 +121,9 @@ def bench_artifact(directory: Path, key: str, plan: dict[str, Any], dataset: Any
                             threads=threads)
         out["accuracy"] = measured if "map50_95" in measured else \
             {**(out.get("accuracy") or {}), "on_device_error": measured.get("reason")}
+    if not plan.get("peak_seconds"):
+        out["peak"] = {"threads": threads, "error": "not probed (--peak-seconds 0)"}
+        return out
     if threads not in peaks:
         emit("progress", artifact=key, message=f"matmul peak probe, {threads} threads")
         peaks[threads] = measure_peak(threads or os.cpu_count() or 1,

@@ -37,6 +37,9 @@ def remote_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Benchmark on every device of a fleet inventory (as `flash`'s)."),
         click.option("--parallel", type=click.IntRange(1), default=4, show_default=True,
                      help="Devices benchmarked at once (--inventory)."),
+        click.option("--peak-seconds", type=click.FloatRange(0), default=1.0,
+                     show_default=True, help="Each of the two windows of the device's matmul "
+                     "peak probe (utilisation); 0 skips it."),
     ]):
         func = option(func)
     return func
@@ -68,7 +71,8 @@ def run_remote(model: str, remote: dict[str, Any], *, board: str | None, threads
 
     settings = RemoteSettings(runs=runs, duration_s=duration, warmup=warmup, threads=threads,
                               matrix=matrix, board=board, val=val,
-                              golden=not remote.get("no_golden"), progress=progress)
+                              golden=not remote.get("no_golden"), progress=progress,
+                              peak_seconds=remote.get("peak_seconds", 1.0))
     devices = asyncio.run(bench_fleet(model, hosts, settings=settings,
                                       parallel=remote.get("parallel") or 4))
     console.print(table(f"bench {model} on {len(devices)} device(s)",
