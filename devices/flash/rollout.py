@@ -144,7 +144,7 @@ class Rollout:
             for row in store.devices():
                 if row.status in FAILURES:
                     store.mark(row.name, status="pending")
-            store.put(halted=None, status="running")
+            store.put(halted=None, halted_wave=None, status="running")
         return cls(store, bundle, hosts, settings, **kwargs)
 
     # ---- running ---------------------------------------------------------------------------
