@@ -22,7 +22,7 @@ __all__ = ["DEFAULT_SEGMENT_SECONDS", "BatchSettings", "BatchSettingsError", "ev
 
 
 def run(model: str | Path, inputs: list[str | Path] | str | Path, out: str | Path, *,
-        progress: Any = None, **settings: Any) -> dict[str, Any]:
+        progress: Any = None, file_options: Any = None, **settings: Any) -> dict[str, Any]:
     """Runs MODEL over videos on Ray; returns the summary (also in ``out/summary.json``).
 
     Args:
@@ -30,6 +30,7 @@ def run(model: str | Path, inputs: list[str | Path] | str | Path, out: str | Pat
         inputs: Video files, folders, globs, list files (.txt) or URIs; one or a list.
         out: Output folder; re-running into the same folder resumes.
         progress: Called with a ``driver.Progress`` after each segment.
+        file_options: ``edgekit.modelfile.FileOptions`` for a plain model file.
         **settings: Keyword-only fields of :class:`BatchSettings` (``every``, ``fps``,
             ``sink``, ``track``, ``analytics``, ``address``, ``workers``, ``board``, ...).
     """
@@ -37,7 +38,8 @@ def run(model: str | Path, inputs: list[str | Path] | str | Path, out: str | Pat
 
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
-    return _run(model, inputs, out, settings=BatchSettings(**settings), progress=progress)
+    return _run(model, inputs, out, settings=BatchSettings(**settings), progress=progress,
+                file_options=file_options)
 
 
 def evaluate_sharded(model: str | Path, data: str | Path, **kwargs: Any) -> Any:

@@ -34,7 +34,11 @@ def ray_session(address: str | None, *, object_store_mb: int | None = None) -> I
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False,
                               "configure_logging": True}
     if address is None:
-        kwargs.update(include_dashboard=False, num_cpus=os.cpu_count())
+        # Only actors run here: the idle task workers Ray would prestart per CPU only compete
+        # with the actors' start on a small machine.
+        kwargs.update(include_dashboard=False, num_cpus=os.cpu_count(),
+                      _system_config={"prestart_worker_first_driver": False,
+                                      "enable_worker_prestart": False})
         if object_store_mb:
             kwargs["object_store_memory"] = object_store_mb * 1024 * 1024
     try:

@@ -42,8 +42,8 @@ ProgressCallback = Callable[[Progress], None]
 
 
 def run(model: str | Path, inputs: Iterable[str | Path], out: str | Path, *,
-        settings: BatchSettings | None = None,
-        progress: ProgressCallback | None = None) -> dict[str, Any]:
+        settings: BatchSettings | None = None, progress: ProgressCallback | None = None,
+        file_options: Any = None) -> dict[str, Any]:
     """Runs a bundle over videos on Ray and writes detections, summary and manifest to ``out``.
 
     Args:
@@ -52,6 +52,8 @@ def run(model: str | Path, inputs: Iterable[str | Path], out: str | Path, *,
         out: The output folder; an existing one from the same run is resumed.
         settings: Sampling, sink, tracking, cluster and worker settings.
         progress: Called after each committed segment.
+        file_options: ``edgekit.modelfile.FileOptions`` for a plain model file (head, shape,
+            labels): applied once here, and the resulting manifest is shipped to the workers.
 
     Returns:
         The run summary (also written to ``out/summary.json``).
@@ -62,13 +64,13 @@ def run(model: str | Path, inputs: Iterable[str | Path], out: str | Path, *,
 
     s = settings or BatchSettings()
     sources = expand_inputs(inputs)
-    bundle, board = _bundle_and_board(model, s.board)
+    bundle, board = _bundle_and_board(model, s.board, file_options)
     identity = _identity(bundle_sha256(bundle), s)
     store = OutputStore(out, sink=s.sink)
     store.clean_temporaries()
     resumed = store.begin(identity)
     files = pack(passing_artifacts(bundle))
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     marks: dict[str, float] = {}
     with ray_session(s.address, object_store_mb=s.object_store_mb) as ray:
         marks["connected"] = time.perf_counter()
@@ -100,7 +102,8 @@ def run(model: str | Path, inputs: Iterable[str | Path], out: str | Path, *,
     summary = _summary(infos, plans, records, errors, resumed=resumed,
                        skipped=len(records) - tracker.committed,
                        seconds=time.perf_counter() - started)
-    summary["timings_s"] = _timings(started, marks)
+    summary["timings_s"] = {**_timings(started, marks), "driver_cpu": round(
+        time.process_time() - cpu_started, 3)}
     manifest = {**store.read_manifest(), "edgekit_version": __version__,
                 "artifact": described[0]["artifact"], "artifact_sha256": described[0]["sha256"],
                 "bundle_sha256": identity["bundle_sha256"], "board": board,
@@ -121,7 +124,8 @@ def _timings(started: float, marks: dict[str, float]) -> dict[str, float]:
     return out
 
 
-def _bundle_and_board(model: str | Path, board: str | None) -> tuple[Any, str]:
+def _bundle_and_board(model: str | Path, board: str | None,
+                      file_options: Any = None) -> tuple[Any, str]:
     """Opens the bundle once here, and names the board whose artifact choice the workers make.
 
     The board is resolved on the driver (given, or this host's) and passed by name, so every
@@ -130,7 +134,8 @@ def _bundle_and_board(model: str | Path, board: str | None) -> tuple[Any, str]:
     from ..devices.detect import gather_facts
     from ..devices.runners import open_model, resolve_board
 
-    return open_model(model), resolve_board(board, gather_facts()).name
+    return (open_model(model, file_options=file_options),
+            resolve_board(board, gather_facts()).name)
 
 
 def _identity(bundle_sha: str, s: BatchSettings) -> dict[str, Any]:

@@ -20,7 +20,7 @@ def evaluate_sharded(model: str | Path, data: str | Path, *, address: str | None
                      workers: int | None = None, cpus_per_worker: float = 1.0,
                      board: str | None = None, format: str | None = None,
                      precision: str | None = None, conf: float | None = 0.001,
-                     iou: float | None = 0.6, shard_size: int = 64,
+                     iou: float | None = 0.6, shard_size: int = 64, file_options: Any = None,
                      progress: Callable[[int, int], None] | None = None
                      ) -> tuple[EvalResult, dict[str, Any]]:
     """Evaluates MODEL on DATA with its images spread over Ray workers.
@@ -37,6 +37,7 @@ def evaluate_sharded(model: str | Path, data: str | Path, *, address: str | None
         conf: Score threshold (COCO mAP wants a low one, as `edgekit eval`).
         iou: NMS IoU threshold.
         shard_size: Images per call to a worker.
+        file_options: What the user said about a plain model file (head, shape, labels).
         progress: Called as ``progress(done, total)`` after each shard.
 
     Returns:
@@ -50,7 +51,7 @@ def evaluate_sharded(model: str | Path, data: str | Path, *, address: str | None
 
     start = time.perf_counter()
     dataset = load_dataset(data)
-    bundle, board_name = _bundle_and_board(model, board)
+    bundle, board_name = _bundle_and_board(model, board, file_options)
     check_labels(dataset.labels, bundle.manifest.labels)
     settings = WorkerSettings(board=board_name, format=format, precision=precision,
                               threads=max(1, int(cpus_per_worker)), conf=conf, iou=iou)

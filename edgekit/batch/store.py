@@ -95,6 +95,7 @@ class OutputStore:
             "stop": segment.stop, "every": segment.every, "frames": output.frames,
             "last_frame": output.last_frame, "per_class": output.per_class,
             "analytics": output.analytics, "seconds": output.seconds, "worker": output.worker,
+            "table_bytes": output.table_bytes,
         }
         atomic_write(self.record_path(segment),
                      lambda tmp: tmp.write_text(json.dumps(record, indent=1)))

@@ -47,6 +47,7 @@ class SegmentOutput:
     analytics: dict[str, Any] | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     worker: dict[str, Any] = field(default_factory=dict)
+    table_bytes: int = 0
     error: str | None = None
 
 
@@ -129,6 +130,7 @@ class BatchWorker:
         analytics = self._analytics(segment)
         rows = FrameRows(source=segment.source, segment=segment.index, labels=self.labels)
         decode = infer = track = 0.0
+        cpu = time.process_time()  # CPU, not wall: comparable on a shared machine
         index = segment.start
         try:
             while segment.stop is None or index < segment.stop:
@@ -159,7 +161,9 @@ class BatchWorker:
         out.frames = len(rows.frames)
         out.last_frame = index - 1
         out.analytics = _analytics_totals(analytics) if analytics is not None else None
-        out.seconds = {"decode": decode, "infer": infer, "track": track}
+        out.seconds = {"decode": decode, "infer": infer, "track": track,
+                       "cpu": time.process_time() - cpu}
+        out.table_bytes = int(out.table.nbytes)  # what crosses the object store
 
     def _analytics(self, segment: Segment) -> Any:
         s = self.settings

@@ -40,6 +40,7 @@ from ._ui import console, progress_bar, table, write_json
 @opt.artifact_format
 @opt.artifact_precision
 @opt.json_file
+@opt.model_file_options
 def batch_command(model: str, inputs: tuple[str, ...], out: Path, every: int | None,
                   fps: float | None, sink: str, track: bool, config_path: str | None,
                   address: str | None, workers: int | None, board: str | None,
@@ -72,7 +73,8 @@ def batch_command(model: str, inputs: tuple[str, ...], out: Path, every: int | N
                        description=f"videos {p.videos_done}/{p.videos_total}, "
                        f"frames at {p.fps:.1f} fps")
 
-        summary = run(model, list(inputs), out, progress=show, **settings)
+        summary = run(model, list(inputs), out, progress=show,
+                      file_options=opt.file_options(), **settings)
     _print(summary)
     write_json(json_path, summary)
     if summary["totals"]["failed"]:

@@ -55,7 +55,7 @@ def eval_command(
             task = bar.add_task("evaluating on Ray workers", total=None)
             result, ran = evaluate_sharded(
                 model, data, address=address, workers=workers, format=format_,
-                precision=precision, conf=conf, iou=iou,
+                precision=precision, conf=conf, iou=iou, file_options=opt.file_options(),
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
         _report(model, data, result, ran["artifact"], ran["executed_on"], json_path)

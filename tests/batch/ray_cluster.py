@@ -124,8 +124,10 @@ def start_cluster(logs: Path) -> Cluster:
     common = ["--node-ip-address=127.0.0.1", "--num-cpus=1",
               f"--object-store-memory={OBJECT_STORE}"]
     # Node death is noticed after a few missed health checks (default: 5 x 3 s).
+    # Only actors run on this cluster: no idle task workers prestarted per CPU.
     system = ('{"health_check_period_ms": 1000, "health_check_failure_threshold": 3,'
-              ' "health_check_timeout_ms": 2000}')
+              ' "health_check_timeout_ms": 2000, "prestart_worker_first_driver": false,'
+              ' "enable_worker_prestart": false}')
     head = _start(["--head", f"--port={port}", "--include-dashboard=false",
                    f"--ray-client-server-port={free_port()}", f"--temp-dir={temp}",
                    f"--system-config={system}", *common, *_ports()], logs / "head.log", temp)

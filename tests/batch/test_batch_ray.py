@@ -191,7 +191,8 @@ def test_local_ray_default_equals_predict(videos, tmp_path: Path, capsys) -> Non
                    for box, score, cls, label in zip(row["boxes"], row["score"], row["class_id"],
                                                      row["label"], strict=True)]
             assert got == expected, row["frame"]
-    from edgekit.cli._options import open_detector
+    from edgekit.devices.runners import load_runner
 
-    assert manifest["artifact"] == open_detector("sample", None, None, None).artifact.key
+    # `edgekit predict` without --format runs this board's runner choice, as the workers do
+    assert manifest["artifact"] == load_runner("sample").artifact.key
     assert sum(len(r["boxes"]) for r in rows) > 0
