@@ -112,3 +112,25 @@ def test_waves_and_halt_parsing():
     for bad in ("0", "1.5", "150%", "many"):
         with pytest.raises(EdgekitError, match="--halt-on"):
             parse_halt(bad)
+
+
+def test_status_endpoint_token():
+    import json
+    import urllib.error
+    import urllib.request
+
+    from edgekit.devices.service.status import StatusServer
+
+    with pytest.raises(EdgekitError, match="has no token"):
+        StatusServer("0.0.0.0:0", None, dict)
+    server = StatusServer("127.0.0.1:0", "s3cret", lambda: {"service": {"version": "v7"}})
+    server.start()
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(server.url, timeout=5)
+        assert refused.value.code == 401
+        request = urllib.request.Request(server.url, headers={"Authorization": "Bearer s3cret"})
+        assert json.loads(urllib.request.urlopen(request, timeout=5).read()) == \
+            {"service": {"version": "v7"}}
+    finally:
+        server.stop()
