@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from edgekit.bundle import Bundle, Format, Precision
@@ -16,7 +17,7 @@ from edgekit.registry import Registry
 
 from ..detect import Facts, detect_board, gather_facts
 from ..profiles import BoardProfile, load_profile
-from .base import SUFFIX_FORMATS, Plan, Request, Runner
+from .base import SUFFIX_FORMATS, Plan, Request, Runner, measured_choice
 
 # family -> "module:plan" (a function (bundle, board, request, facts) -> Plan)
 RUNNERS: Registry[Callable[..., Plan]] = Registry("runner family", {
@@ -45,8 +46,19 @@ def open_model(model: str | Path | Bundle, *, file_options=None) -> Bundle:
 
 
 def make_plan(bundle: Bundle, board: BoardProfile, request: Request, facts: Facts) -> Plan:
-    """Asks the board family's runner what to run (loads nothing)."""
-    return RUNNERS.load(board.family)(bundle, board, request, facts)
+    """Asks the board family's runner what to run (loads nothing).
+
+    Unless the request names one artifact, the artifact is the fastest measured one that
+    passed its gate (``edgekit.choice``); the family then decides backend and options for it.
+    """
+    choice = None
+    if request.format is None or request.precision is None:
+        choice = measured_choice(bundle, board, request, facts)
+        if choice is not None:
+            chosen = choice.chosen.artifact
+            request = replace(request, format=chosen.format, precision=chosen.precision)
+    plan = RUNNERS.load(board.family)(bundle, board, request, facts)
+    return replace(plan, choice=choice)
 
 
 def load_runner(model: str | Path | Bundle, *, board: BoardProfile | str | None = None,

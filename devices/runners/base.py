@@ -51,6 +51,7 @@ class Plan:
     options: BackendOptions
     requested: str
     notes: tuple[str, ...] = field(default_factory=tuple)
+    choice: Any = None  # edgekit.choice.Choice when the artifact was chosen by measurement
 
 
 def backend_for_format(fmt: Format, facts: Facts) -> str | None:
@@ -100,6 +101,21 @@ def candidates(bundle: Bundle, board: BoardProfile, request: Request) -> list[Ar
             hint="Export one of those: `edgekit export MODEL --to ... --precision ...`.",
         )
     return found
+
+
+def measured_choice(bundle: Bundle, board: BoardProfile, request: Request,
+                    facts: Facts) -> Any:
+    """The default artifact chosen by what was measured (edgekit.choice), or None.
+
+    Gate latencies were measured on the export host, so they stand for this machine only on a
+    plain CPU board; other boards go by their own bench history, then the profile's order.
+    """
+    from edgekit.bench.history import default_path
+    from edgekit.choice import choose
+
+    found = candidates(bundle, board, request)
+    return choose([(a, backend_for_format(a.format, facts)) for a in found], board=board.name,
+                  history=default_path(), gate_latency=board.family == "cpu")
 
 
 def first_runnable(

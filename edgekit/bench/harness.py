@@ -253,7 +253,8 @@ def bench_runner(open_runner: Callable[[], Any], *, settings: BenchSettings, con
                                 cpu_model=context.cpu_model, threads=runner.plan.options.threads,
                                 versions=backend.versions(), precision=ran,
                                 executed_on=runner.executed_on, runtime_precision=runtime),
-        timestamp=utc_now(), requested=runner.plan.requested, notes=list(runner.plan.notes))
+        timestamp=utc_now(), requested=runner.plan.requested, notes=list(runner.plan.notes),
+        sha256=runner.artifact.sha256 or None)
 
 
 def _format_of(backend: Backend) -> str:

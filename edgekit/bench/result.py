@@ -42,6 +42,7 @@ class BenchResult:
     compute: dict[str, Any] | None = None
     thermal: dict[str, Any] | None = None
     golden: dict[str, Any] | None = None
+    sha256: str | None = None  # the artifact file's, so a later choice finds its figures
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,5 +58,10 @@ class BenchResult:
             "e2e_p50_ms": round(self.end_to_end_ms["p50"], 3) if self.end_to_end_ms else None,
             "load_ms": round(self.load_ms, 1), "first_ms": round(self.first_inference_ms, 2),
             "peak_rss_mb": round(self.peak_rss_mb, 1),
-            "map50_95": acc.get("map50_95"), "map50": acc.get("map50"),
+            # mAP in points, rounded: a fraction to 16 digits reads as noise in a table.
+            "map50_95_pts": _points(acc.get("map50_95")), "map50_pts": _points(acc.get("map50")),
         }
+
+
+def _points(fraction: float | None) -> float | None:
+    return None if fraction is None else round(100 * fraction, 2)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from ..bundle import Format, Precision
@@ -24,6 +26,11 @@ threads = click.option(
     type=click.IntRange(1),
     default=None,
     help="Inference threads (default: the runtime's choice).",
+)
+explain = click.option(
+    "--explain",
+    is_flag=True,
+    help="Show every artifact the default choice considered, with its gate, mAP and latency.",
 )
 json_file = click.option(
     "--json",
@@ -121,22 +128,23 @@ def file_options(labels: list[str] | None = None):
 
 def say_head(manifest) -> None:
     """Prints which head decodes the model and why (never a silent choice)."""
-    from ._ui import console
+    from ._ui import say
 
     out = manifest.output
     why = out.reason or "from the bundle's manifest"
     keypoints = f", {out.keypoints} keypoints" if out.keypoints else ""
-    console.print(f"head: [bold]{out.kind}[/]{keypoints} ({why})", highlight=False)
+    say("head: [bold]{}[/]{} ({})", out.kind, keypoints, why)
     if manifest.input.origin:
-        console.print(f"preprocessing: {manifest.input.origin}", highlight=False)
+        say("preprocessing: {}", manifest.input.origin)
 
 
-def open_detector(model: str, format_: str | None, precision: str | None, threads_: int | None):
+def open_detector(model: str, format_: str | None, precision: str | None, threads_: int | None,
+                  *, explain: bool = False):
     """Opens MODEL's chosen artifact with the shared options.
 
     With --format/--precision, exactly that artifact. Without them, the best for this machine:
-    the detected board's runner picks from its profile's preference order (on x86, OpenVINO
-    INT8 first), never an artifact that failed the export's accuracy gate.
+    the fastest measured artifact that passed its accuracy gate on a runtime installed here
+    (edgekit.choice; the board profile's order only breaks ties), said in one line.
     """
     from ..backends import BackendOptions
     from ..detector import Detector
@@ -144,7 +152,10 @@ def open_detector(model: str, format_: str | None, precision: str | None, thread
     options = file_options()
     detector = None
     if format_ is None and precision is None:
-        detector = _best_for_this_machine(model, threads_, options)
+        runner = _best_for_this_machine(model, threads_, options)
+        if runner is not None:
+            show_choice(runner.plan, explain=explain)
+            detector = runner.detector
     if detector is None:
         detector = Detector.open(model, format=format_, precision=precision,
                                  options=BackendOptions(threads=threads_), file_options=options)
@@ -152,11 +163,23 @@ def open_detector(model: str, format_: str | None, precision: str | None, thread
     return detector
 
 
-def _best_for_this_machine(model: str, threads_: int | None, options=None):
-    """The board runner's Detector, or None where no board profile fits (then the bundle's
-    default artifact runs, as before board detection existed)."""
-    from dataclasses import replace
+def show_choice(plan: Any, *, explain: bool) -> None:
+    """One line saying which artifact runs and why; with ``explain`` every candidate's figures."""
+    from ._ui import results, say, table
 
+    choice = getattr(plan, "choice", None)
+    if choice is None:
+        return
+    say("[dim]artifact:[/] {}", choice.explain)
+    if explain:
+        results.print(table("artifacts considered (board profile order)",
+                            ["artifact", "runtime", "gate", "mAP@0.5:0.95 (pts)", "latency ms",
+                             "latency from", "verdict"], choice.rows()))
+
+
+def _best_for_this_machine(model: str, threads_: int | None, options=None):
+    """The board runner, or None where no board profile fits (then the bundle's default
+    artifact runs, as before board detection existed)."""
     from ..errors import BundleError, UnknownNameError
 
     try:
@@ -164,13 +187,10 @@ def _best_for_this_machine(model: str, threads_: int | None, options=None):
     except ImportError:  # a core-only install without the devices part
         return None
     bundle = open_model(model, file_options=options)
-    passing = [a for a in bundle.manifest.artifacts
-               if (a.accuracy or {}).get("gate") != "failed"]
-    if not passing:
+    if all((a.accuracy or {}).get("gate") == "failed" for a in bundle.manifest.artifacts):
         return None  # all failed: Detector.open picks the default and the user sees it
-    bundle = bundle.with_manifest(replace(bundle.manifest, artifacts=passing))
     try:
-        return load_runner(bundle, threads=threads_).detector
+        return load_runner(bundle, threads=threads_)
     except (UnknownNameError, BundleError):  # no profile for this machine, or nothing it runs
         return None
 
