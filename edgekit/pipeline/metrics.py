@@ -95,6 +95,7 @@ class Metrics:
                     "fps_out": round(c.frames_out / elapsed, 2),
                     "dropped": s.dropped + c.dropped, "reconnects": s.reconnects,
                     "reconnect_s": list(s.reconnect_times_s[-20:]), "errors": s.errors,
+                    "down_s": s.down_s(),  # without frames after the first one
                     "last_error": s.last_error or None,
                     "frame_age_ms": c.frame_age.summary(),
                     "end_to_end_ms": c.end_to_end.summary(),

@@ -179,19 +179,29 @@ class Pipeline:
     # ---- control -------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Opens the sinks and starts every thread; returns at once."""
+        """Opens the sinks, then the sources' threads; returns at once.
+
+        Raises:
+            EdgekitError: a sink cannot open (a missing folder, a port in use), naming it.
+                Nothing was started then: a run that would write nothing fails before any
+                camera is opened, not after its whole duration.
+        """
         self.metrics.started = time.monotonic()
         for sink in self.sinks:
             sink.stats_provider = self.summary
             sink.cameras = [cam.name for cam in self.cameras]
+            sink.sources = {cam.name: cam.source for cam in self.cameras}
             runner = _SinkRunner(sink, self.metrics, self.settings.sink_queue, self._stop)
             try:
                 sink.open()
-            except Exception as exc:  # reported; the other sinks still get every result
-                runner.fail(exc)
-                continue
-            runner.thread.start()
+            except Exception as exc:
+                self._close_sinks()
+                if isinstance(exc, EdgekitError):
+                    raise
+                raise EdgekitError(f"The sink {sink.uri} cannot open: {exc}.") from exc
             self._runners.append(runner)
+        for runner in self._runners:
+            runner.thread.start()
         threads = [threading.Thread(target=self._read_loop, args=(cam,), daemon=True,
                                     name=f"read {cam.name}") for cam in self.cameras]
         threads += [threading.Thread(target=self._infer_loop, name="inference", daemon=True),
@@ -199,6 +209,14 @@ class Pipeline:
         for thread in threads:
             thread.start()
         self._threads = threads
+
+    def _close_sinks(self) -> None:
+        for runner in self._runners:
+            try:
+                runner.sink.close()
+            except Exception as exc:  # closing after a failed start: report, go on
+                log.warning("sink %s: close failed: %s", runner.sink.uri, exc)
+        self._runners.clear()
 
     def stop(self) -> None:
         """Asks every stage to finish, waits for them (bounded) and releases the sources."""

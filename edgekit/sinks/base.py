@@ -82,6 +82,7 @@ class Sink(ABC):
         self.uri = uri
         self.stats_provider: Any = None  # set by the pipeline: () -> summary dict
         self.cameras: list[str] = []  # set by the pipeline before open()
+        self.sources: dict[str, Any] = {}  # camera -> its Source, set by the pipeline too
 
     def open(self) -> None:  # noqa: B027 - optional hook
         """Acquires files, sockets or windows. Raises EdgekitError when it cannot."""

@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import EdgekitError
+from ..video_writer import DEFAULT_FPS, open_video_writer
 from .base import Result, Sink
 from .rotation import RotatingPath, Rotation
 
@@ -28,22 +29,33 @@ def _writable_file(uri: str) -> Path:
 
 
 class VideoFileSink(Sink):
-    """An annotated video: ``out.mp4?fps=25`` (default 25 fps; mp4v codec, plays anywhere).
+    """An annotated video that plays at the speed it was filmed: ``out.mp4`` (``?fps=N`` forces
+    a rate).
 
-    The first frame fixes the size; frames of another size (a camera that changed mode) are
-    resized to it, since a video file cannot change resolution. With several cameras each gets
-    its own file, ``out_<camera>.mp4``. ``?rotate=1h&keep=24`` (or ``rotate=500MB``) starts a
-    new file per hour (or size) and keeps the newest 24 (see ``edgekit.sinks.rotation``).
+    The rate is the source's own for files (every frame is written), and for live sources the
+    rate frames really reach the sink, measured over the first ``MEASURE_S`` seconds (a live
+    camera's frames are dropped when inference is slower, so its nominal rate would play too
+    fast). H.264 where this OpenCV can write it, MPEG-4 Part 2 otherwise; ``describe`` says
+    which. The first frame fixes the size; frames of another size (a camera that changed mode)
+    are resized to it. With several cameras each gets its own file, ``out_<camera>.mp4``.
+    ``?rotate=1h&keep=24`` (or ``rotate=500MB``) starts a new file per hour (or size) and keeps
+    the newest 24 (see ``edgekit.sinks.rotation``).
     """
+
+    MEASURE_S = 2.0
+    MEASURE_FRAMES = 30  # bounds the frames held while measuring
 
     def __init__(self, uri: str) -> None:
         super().__init__(uri)
         query = parse_qs(urlsplit(uri).query)
-        self.fps = float(query.get("fps", ["25"])[-1])
+        self.fps = float(query["fps"][-1]) if "fps" in query else None
         self.rotation = Rotation.from_query(uri, query)
         self.path: Path | None = None
         self._writers: dict[str, tuple[object, tuple[int, int], Path]] = {}
         self._rotating: dict[str, RotatingPath] = {}
+        self._pending: dict[str, list[Result]] = {}
+        self._rates: dict[str, float] = {}  # camera -> the rate its files are written at
+        self.opened: dict[str, str] = {}  # camera -> "H.264 (avc1), 15 fps"
         self.frames = 0
 
     def open(self) -> None:
@@ -55,18 +67,48 @@ class VideoFileSink(Sink):
         return self.path.with_name(f"{self.path.stem}_{camera}{self.path.suffix}")
 
     def write(self, result: Result) -> None:
+        camera = result.camera
+        if camera in self._rates:  # rate known (also after a rotation closed the file)
+            self._append(result)
+            return
+        pending = self._pending.setdefault(camera, [])
+        pending.append(result)
+        rate = self._rate(camera, pending, final=False)
+        if rate is not None:
+            self._rates[camera] = rate
+            for held in self._pending.pop(camera):
+                self._append(held)
+
+    def _rate(self, camera: str, held: list[Result], *, final: bool) -> float | None:
+        """Frames per second to write at, or None while still measuring a live source."""
+        if self.fps:
+            return self.fps
+        source = self.sources.get(camera)
+        nominal = float(getattr(source, "fps", 0.0) or 0.0)
+        if source is not None and not source.live:
+            return nominal or DEFAULT_FPS
+        span_s = (held[-1].frame.timestamp_ns - held[0].frame.timestamp_ns) / 1e9
+        if not final and span_s < self.MEASURE_S and len(held) < self.MEASURE_FRAMES:
+            return None
+        if len(held) >= 2 and span_s > 0:
+            return round((len(held) - 1) / span_s, 2)
+        return nominal or DEFAULT_FPS
+
+    def _open_writer(self, camera: str, image: object) -> None:
+        h, w = image.shape[:2]
+        target = self._target(camera)
+        opened = open_video_writer(target, self._rates[camera], (w, h))
+        if opened is None:
+            raise SinkError(f"{target}: OpenCV cannot write this video.", hint="Use .mp4 or .avi.")
+        self._writers[camera] = (opened.writer, (w, h), target)
+        self.opened[camera] = f"{opened.codec} ({opened.fourcc}), {opened.fps:g} fps"
+
+    def _append(self, result: Result) -> None:
         import cv2
 
         image = result.annotated()
         if result.camera not in self._writers:
-            h, w = image.shape[:2]
-            target = self._target(result.camera)
-            writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
-                                     (w, h))
-            if not writer.isOpened():
-                raise SinkError(f"{target}: OpenCV cannot write this video.",
-                                hint="Use .mp4 or .avi.")
-            self._writers[result.camera] = (writer, (w, h), target)
+            self._open_writer(result.camera, image)
         writer, size, target = self._writers[result.camera]
         if (image.shape[1], image.shape[0]) != size:
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
@@ -82,14 +124,22 @@ class VideoFileSink(Sink):
             writer.release()
             del self._writers[camera]
             rotating.roll()
+
     def close(self) -> None:
+        for camera, held in list(self._pending.items()):  # a run shorter than the measurement
+            if held:
+                self._rates[camera] = self._rate(camera, held, final=True)
+                for result in held:
+                    self._append(result)
+        self._pending.clear()
         for writer, _, _ in self._writers.values():
             writer.release()
         self._writers.clear()
 
     def describe(self) -> str:
         files = ", ".join(str(self._target(c)) for c in self.cameras) or str(self.path)
-        return f"{files} ({self.frames} frames)"
+        how = "; ".join(dict.fromkeys(self.opened.values()))
+        return f"{files} ({self.frames} frames{', ' + how if how else ''})"
 
 
 class JsonlSink(Sink):

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from ..errors import UnknownNameError
 from ..registry import Registry
-from .base import LatestSlot, LiveSource, Source, SourceSettings, SourceStats
+from .base import LatestSlot, LiveSource, Source, SourceError, SourceSettings, SourceStats
 
 SOURCES: Registry[type[Source]] = Registry(
     "source",
@@ -76,5 +76,5 @@ def open_source(uri: str, *, settings: SourceSettings | None = None) -> Source:
     return SOURCES.load(source_kind(uri))(uri, settings=settings)
 
 
-__all__ = ["SCHEMES", "SOURCES", "LatestSlot", "LiveSource", "Source", "SourceSettings",
-           "SourceStats", "open_source", "source_kind"]
+__all__ = ["SCHEMES", "SOURCES", "LatestSlot", "LiveSource", "Source", "SourceError",
+           "SourceSettings", "SourceStats", "open_source", "source_kind"]

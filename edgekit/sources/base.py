@@ -7,6 +7,7 @@ own thread and keeps one slot: a new frame replaces an unread one (counted as dr
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -14,7 +15,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import EdgekitError
 from ..types import Frame
+
+log = logging.getLogger("edgekit.sources")
+
+
+class SourceError(EdgekitError):
+    """A source could not deliver frames (a camera that never answered, a dead URL)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -26,6 +34,10 @@ class SourceSettings:
         read_timeout_s: Longest wait for one frame before the stream counts as frozen.
         backoff_initial_s: First wait before a reconnect attempt.
         backoff_max_s: Longest wait between reconnect attempts (the wait doubles up to this).
+        connect_timeout_s: A live source that has not delivered one frame this long after it
+            started gives up with an error (a wrong URL, a dead camera); 0 waits forever. A
+            source that delivered frames and then died keeps reconnecting: that is what
+            reconnecting is for.
         loop: Offline sources start again at the end instead of finishing (soak tests, demos).
     """
 
@@ -33,6 +45,7 @@ class SourceSettings:
     read_timeout_s: float = 2.0
     backoff_initial_s: float = 0.25
     backoff_max_s: float = 2.0
+    connect_timeout_s: float = 30.0
     loop: bool = False
 
 
@@ -49,6 +62,14 @@ class SourceStats:
     last_error: str = ""
     last_frame_ns: int = 0
     reconnect_times_s: list[float] = field(default_factory=list)
+    attempts: int = 0  # opens tried, the first one included
+    down_total_s: float = 0.0  # finished outages after the first frame, in seconds
+    down_since: float | None = None  # time.monotonic() when the current outage began
+
+    def down_s(self) -> float:
+        """Seconds without frames since the first one, the current outage included."""
+        ongoing = time.monotonic() - self.down_since if self.down_since is not None else 0.0
+        return round(self.down_total_s + ongoing, 3)
 
 
 class Source(ABC):
@@ -125,6 +146,7 @@ class LiveSource(Source):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._index = 0
+        self._failed: SourceError | None = None
 
     @abstractmethod
     def _open(self) -> object:
@@ -145,8 +167,12 @@ class LiveSource(Source):
             self._thread.start()
 
     def read(self, timeout: float = 1.0) -> Frame | None:
+        """The newest frame, None if none came in time; raises SourceError once given up."""
         self.start()
-        return self._slot.get(timeout)
+        frame = self._slot.get(timeout)
+        if frame is None and self._failed is not None:
+            raise self._failed
+        return frame
 
     def close(self) -> None:
         self._stop.set()
@@ -156,12 +182,15 @@ class LiveSource(Source):
 
     def _run(self) -> None:
         backoff = self.settings.backoff_initial_s
+        started = time.monotonic()
         lost_at: float | None = None
         while not self._stop.is_set():
             handle = self._try_open()
             if handle is None:
                 lost_at = lost_at or time.monotonic()
-                self._stop.wait(backoff)
+                if self._give_up(started):
+                    return
+                self._wait_retry(backoff)
                 backoff = min(backoff * 2, self.settings.backoff_max_s)
                 continue
             try:
@@ -171,14 +200,45 @@ class LiveSource(Source):
             self.stats.connected = False
             if self._stop.is_set():
                 break
-            self.stats.reconnects += 1
             lost_at = time.monotonic()
+            if self.stats.frames:
+                self.stats.down_since = self.stats.down_since or lost_at
+                log.warning("%s: stream lost (%s); reconnecting", self.uri,
+                            self.stats.last_error)
             if got_one:
                 backoff = self.settings.backoff_initial_s
+            elif self._give_up(started):
+                return
+            else:  # opened, then nothing: back off as after a failed open
+                self._wait_retry(backoff)
+                backoff = min(backoff * 2, self.settings.backoff_max_s)
         self.stats.status = "stopped"
+
+    def _wait_retry(self, backoff: float) -> None:
+        """Logs edgekit's own line for the retry, then waits ``backoff`` (or until stopped)."""
+        log.warning("%s: %s; retry %d in %.2f s", self.uri, self.stats.last_error or
+                    "no frames", self.stats.attempts, backoff)
+        self._stop.wait(backoff)
+
+    def _give_up(self, started: float) -> bool:
+        """Ends a source that never delivered a frame within connect_timeout_s."""
+        limit = self.settings.connect_timeout_s
+        if self.stats.frames or not limit or time.monotonic() - started < limit:
+            return False
+        self.stats.status = "failed"
+        self._failed = SourceError(
+            f"{self.uri}: no frame within {limit:g} s ({self.stats.attempts} attempts; last: "
+            f"{self.stats.last_error or 'no frames'}).",
+            hint="Check the address, the credentials and that the camera is on; "
+                 "--connect-timeout S waits longer (0: forever).")
+        self.stats.last_error = self._failed.message  # the pipeline logs it as the camera ends
+        return True
 
     def _try_open(self) -> object | None:
         self.stats.status = "connecting"
+        if self.stats.attempts:
+            self.stats.reconnects += 1  # every retry after the first attempt counts
+        self.stats.attempts += 1
         try:
             handle = self._open()
         except Exception as exc:  # a driver or network failure: report, back off, retry
@@ -207,6 +267,13 @@ class LiveSource(Source):
             now = time.time_ns()
             if not got_one and lost_at is not None:
                 self.stats.reconnect_times_s.append(round(time.monotonic() - lost_at, 3))
+            if not got_one and self.stats.down_since is not None:
+                self.stats.down_total_s += time.monotonic() - self.stats.down_since
+                self.stats.down_since = None
+                log.warning("%s: back after %.1f s", self.uri, self.stats.reconnect_times_s[-1]
+                            if self.stats.reconnect_times_s else 0.0)
+            if not got_one:
+                self.stats.last_error = ""  # streaming again: the old error no longer holds
             got_one = True
             self.stats.frames += 1
             self.stats.last_frame_ns = now

@@ -6,6 +6,8 @@ blocks ``read()`` for 30 s (MJPEG) or 90 s (RTSP) in OpenCV's FFmpeg backend (TO
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import time
 from pathlib import Path
@@ -16,6 +18,21 @@ import numpy as np
 from ..errors import DatasetError, EdgekitError
 from ..types import Frame
 from .base import LiveSource, Source, SourceSettings
+
+
+def quiet_native_logs() -> None:
+    """Keeps OpenCV's and FFmpeg's own lines (one per failed connect or lost packet) off the
+    terminal unless edgekit's source logging is at DEBUG; edgekit logs each retry itself.
+
+    Both libraries read these variables when they first load, so this runs before cv2 is
+    imported by a source; a user's own setting wins.
+    """
+    if not logging.getLogger("edgekit.sources").isEnabledFor(logging.DEBUG):
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+
+
+quiet_native_logs()
 
 
 def _check_image(image: np.ndarray | None) -> np.ndarray | None:

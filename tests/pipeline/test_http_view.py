@@ -105,7 +105,9 @@ def test_token_policy_by_bind_address() -> None:
     assert HttpViewSink("http://127.0.0.1:8080").token == ""
 
 
-def test_port_in_use_is_reported_not_fatal(detector, tmp_path: Path) -> None:
+def test_port_in_use_fails_the_run_at_start(detector, tmp_path: Path) -> None:
+    from edgekit.errors import EdgekitError
+
     first = HttpViewSink("http://127.0.0.1:0")
     first.open()
     try:
@@ -113,9 +115,8 @@ def test_port_in_use_is_reported_not_fatal(detector, tmp_path: Path) -> None:
         from pipeline_helpers import write_video
 
         video = write_video(tmp_path / "c.mp4", 3)
-        summary = Pipeline(detector, [str(video)],
-                           [f"http://127.0.0.1:{first.port}", str(jsonl)]).run()
-        assert "cannot listen" in summary["sink_errors"][f"http://127.0.0.1:{first.port}"]
-        assert len(jsonl.read_text().splitlines()) == 3
+        with pytest.raises(EdgekitError, match="cannot listen"):
+            Pipeline(detector, [str(video)],
+                     [str(jsonl), f"http://127.0.0.1:{first.port}"]).run()
     finally:
         first.close()

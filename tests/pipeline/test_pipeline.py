@@ -79,20 +79,43 @@ def test_a_board_runner_callable_plugs_in(tmp_path: Path) -> None:
     assert _jsonl(jsonl)[0]["detections"][0]["label"] == "bus"
 
 
-def test_unwritable_sink_is_reported_and_the_others_keep_going(detector, tmp_path: Path) -> None:
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    os.chmod(locked, 0o500)
+class _CountingSource:
+    """A live source that records whether the pipeline ever opened it."""
+
+    @staticmethod
+    def make(uri: str):
+        from edgekit.sources.testsrc import TestSource
+
+        class Source(TestSource):
+            opened = 0
+
+            def start(self) -> None:
+                type(self).opened += 1
+                super().start()
+
+        return Source(uri)
+
+
+@pytest.mark.parametrize("where", ["missing folder", "unwritable folder"])
+def test_unwritable_sink_fails_at_start_before_the_camera_opens(
+        where: str, detector, tmp_path: Path) -> None:
+    from edgekit.errors import EdgekitError
+
+    if where == "missing folder":
+        bad, words = tmp_path / "missing" / "x.mp4", "does not exist"
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root may write into a read-only folder")
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        os.chmod(locked, 0o500)
+        bad, words = locked / "x.jsonl", "not writable"
     good = tmp_path / "good.jsonl"
-    video = write_video(tmp_path / "clip.mp4", 6)
-    sinks = [str(tmp_path / "missing" / "x.mp4"), str(good)]
-    if os.geteuid() != 0:  # root may write anywhere: only the missing folder fails then
-        sinks.append(str(locked / "x.jsonl"))
-    summary = Pipeline(detector, [str(video)], sinks).run()
-    assert "does not exist" in summary["sink_errors"][sinks[0]]
-    if len(sinks) == 3:
-        assert "not writable" in summary["sink_errors"][sinks[2]]
-    assert len(_jsonl(good)) == 6
+    camera = _CountingSource.make("testsrc://?fps=10&width=64&height=64&objects=1")
+    with pytest.raises(EdgekitError) as info:
+        Pipeline(detector, [camera], [str(good), str(bad)]).run(duration=5)
+    assert str(bad) in info.value.message and words in info.value.message
+    assert type(camera).opened == 0
 
 
 def test_sink_failing_mid_run_does_not_stop_the_others(detector, tmp_path: Path) -> None:
@@ -144,12 +167,13 @@ def test_unknown_sink_lists_the_known_ones() -> None:
 
 
 def test_window_sink_without_display_is_a_clear_error(detector, tmp_path: Path) -> None:
+    from edgekit.errors import EdgekitError
+
     video = write_video(tmp_path / "clip.mp4", 2)
     env = os.environ.pop("DISPLAY", None)
     try:
-        summary = Pipeline(detector, [str(video)], ["window"]).run()
+        with pytest.raises(EdgekitError, match="display"):
+            Pipeline(detector, [str(video)], ["window"]).run()
     finally:
         if env is not None:
             os.environ["DISPLAY"] = env
-    assert "display" in summary["sink_errors"]["window"]
-    assert summary["frames_out"] == 2
