@@ -20,11 +20,16 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".m
 
 @dataclass(frozen=True, slots=True)
 class MediaItem:
-    """One image of an offline source: its name (for output files) and pixels (BGR)."""
+    """One image of an offline source: its name (for output files) and pixels (BGR).
+
+    In a folder, a file that cannot be read comes as an item with ``image`` None and
+    ``error`` saying why, so one bad file does not end the folder.
+    """
 
     name: str
-    image: np.ndarray
+    image: np.ndarray | None
     index: int
+    error: str | None = None
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -65,13 +70,33 @@ def iter_media(path: str | Path) -> Iterator[MediaItem]:
     if kind == "image":
         yield MediaItem(path.stem, read_image(path), 0)
     elif kind == "folder":
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise DatasetError(f"{path}: the folder holds no images.")
-        for i, file in enumerate(files):
-            yield MediaItem(file.stem, read_image(file), i)
+        for i, file in enumerate(folder_images(path)):
+            try:
+                yield MediaItem(file.stem, read_image(file), i)
+            except DatasetError as exc:
+                yield MediaItem(file.stem, None, i, error=exc.message)
     else:
         yield from _iter_video(path)
+
+
+def folder_images(path: Path) -> list[Path]:
+    """The image files of a folder, sorted; raises DatasetError when there are none."""
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DatasetError(f"{path}: the folder holds no images.")
+    return files
+
+
+def output_names(path: Path) -> list[str]:
+    """The annotated image names `predict` writes for an image or folder, one per input.
+
+    ``a.jpg`` gives ``a.jpg``; where two inputs share a stem (``a.jpg``, ``a.png``) each keeps
+    its suffix (``a_png.jpg``), so one input's result never replaces another's.
+    """
+    files = [path] if media_kind(path) == "image" else folder_images(path)
+    stems = [f.stem for f in files]
+    return [f"{f.stem}.jpg" if stems.count(f.stem) == 1 else
+            f"{f.stem}_{f.suffix.lstrip('.').lower()}.jpg" for f in files]
 
 
 def video_fps(path: Path) -> float:

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..bundle import Format, Layout
 from ..errors import EdgekitError, MissingDependencyError, ModelError
+from ..native_log import native_stderr_to_log
 from .base import Backend, BackendOptions, Capabilities, TensorInfo
 
 # Interpreter modules in order of preference: (module, pip package).
@@ -77,10 +78,12 @@ class LiteRtBackend(Backend):
         resolver = module.OpResolverType.AUTO if self.xnnpack else \
             module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
-            self.interpreter = module.Interpreter(
-                model_path=str(self.path), num_threads=options.threads,
-                experimental_op_resolver_type=resolver)
-            self.interpreter.allocate_tensors()
+            # LiteRT prints its XNNPACK note straight to stderr: to the debug log instead.
+            with native_stderr_to_log("edgekit.backends.litert"):
+                self.interpreter = module.Interpreter(
+                    model_path=str(self.path), num_threads=options.threads,
+                    experimental_op_resolver_type=resolver)
+                self.interpreter.allocate_tensors()
         except Exception as exc:
             raise self._load_error(exc) from None
         self._in = self.interpreter.get_input_details()

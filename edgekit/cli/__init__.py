@@ -12,7 +12,7 @@ import click
 
 from .. import __version__
 from ..errors import EdgekitError
-from ._ui import console
+from ._ui import console, error
 from .batch_cmd import batch_command
 from .bench_cmd import bench_group
 from .data_cmd import sample_data
@@ -29,12 +29,18 @@ from .service_cmd import serve_command, service_group
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edgekit")
-def cli() -> None:
+@click.option("-v", "--verbose", is_flag=True,
+              help="Show every library's log lines and warnings (TensorFlow, OpenCV/FFmpeg, "
+                   "torch, converters), and edgekit's debug lines.")
+def cli(verbose: bool) -> None:
     """edgekit: export, check and run detectors on edge hardware.
 
     MODEL may be the word `sample` (the embedded default detector), a bundle directory, or a
-    model file.
+    model file. Results go to stdout, progress and logs to stderr.
     """
+    from ._logging import configure
+
+    configure(verbose=verbose)
 
 
 for command in (export_command, eval_command, predict, sample_data, info, bench_group, devices):
@@ -52,9 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="edgekit", standalone_mode=False)
     except EdgekitError as exc:
-        console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
-        if exc.hint:
-            console.print(f"[yellow]hint:[/] {exc.hint}", highlight=False)
+        error(exc.message, exc.hint)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         console.print("aborted")

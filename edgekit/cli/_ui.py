@@ -1,4 +1,9 @@
-"""Terminal output shared by every command: one console, progress bars, tables, JSON files."""
+"""Terminal output shared by every command: two consoles, progress bars, tables, JSON files.
+
+Results a user pipes (`edgekit info B > f`) go to stdout (``results``); progress, logs and
+errors go to stderr (``console``). Dynamic text (paths, messages, table cells) is escaped here,
+once: rich reads ``[...]`` as markup, which ate ``edgekit[openvino]`` out of install hints.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -19,9 +25,49 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
-console = Console(stderr=True)  # human output on stderr; stdout stays clean for pipes
+# A log file or a pipe has no width: rich's default of 80 columns cut table headers to
+# "form…". Off a terminal, lines are as long as their content needs (up to this).
+_PIPE_WIDTH = 240
+
+
+class _Console(Console):
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if self.is_terminal or "COLUMNS" in self._environ or self._width is not None:
+            return size
+        return ConsoleDimensions(_PIPE_WIDTH, size.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)
+
+
+console = _Console(stderr=True)  # progress, logs, errors: stderr
+results = _Console()  # what a command produces (tables, figures): stdout, for pipes
 T = TypeVar("T")
+
+
+def say(markup: str, *values: Any, style: str | None = None) -> None:
+    """Prints a line to stderr: ``markup`` may style, ``values`` are escaped into its ``{}``.
+
+    Example: ``say("[bold]{}[/] written", path)`` prints a path with brackets intact.
+    """
+    console.print(markup.format(*(escape(str(v)) for v in values)), style=style,
+                  highlight=False)
+
+
+def error(message: str, hint: str | None = None) -> None:
+    """The one place an error reaches the user: red 'error:', then the hint, text as given."""
+    say("[bold red]error:[/] {}", message)
+    if hint:
+        say("[yellow]hint:[/] {}", hint)
+
+
+def warn(message: str) -> None:
+    say("[yellow]warning:[/] {}", message)
 
 
 def progress_bar() -> Progress:
@@ -53,18 +99,30 @@ def step(description: str) -> Iterator[None]:
         try:
             yield
         except BaseException:
-            console.print(f"[red]✗[/] {description}")
+            say("[red]✗[/] {}", description)
             raise
-    console.print(f"[green]✓[/] {description}")
+    say("[green]✓[/] {}", description)
 
 
 def table(title: str, columns: list[str], rows: Iterable[Iterable[Any]]) -> Table:
-    out = Table(title=title, title_justify="left")
+    """A table whose title and cells are plain text (never markup).
+
+    On a narrow terminal cells fold onto more lines instead of being cut to "form…": every
+    column keeps at least its header's width (up to 10), so headers stay readable.
+    """
+    out = Table(title=Text(title), title_justify="left")
     for column in columns:
-        out.add_column(column)
+        out.add_column(Text(column), overflow="fold", min_width=min(len(column), 10))
     for row in rows:
-        out.add_row(*(fmt(v) for v in row))
+        out.add_row(*(v if isinstance(v, Text) else Text(fmt(v)) for v in row))
     return out
+
+
+def points(fraction: float | None) -> str | None:
+    """mAP as points (0.6539 -> "65.39"), as papers and every edgekit table show it."""
+    if fraction is None or fraction != fraction:  # None or NaN: not measured
+        return None
+    return f"{100 * fraction:.2f}"
 
 
 def fmt(value: Any) -> str:
@@ -82,4 +140,4 @@ def write_json(path: str | Path | None, data: dict[str, Any]) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    console.print(f"JSON written to [bold]{target}[/]")
+    say("JSON written to [bold]{}[/]", target)

@@ -11,7 +11,8 @@ import click
 
 from ..errors import EdgekitError
 from . import _options as opt
-from ._ui import console, table
+from ._ui import console, say, table
+from ._ui import results as out
 from .bench_boards import compare_boards, remote_options, run_remote, wants_remote
 
 
@@ -22,6 +23,18 @@ class _DefaultRun(click.Group):
         if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
             args = ["run", *args]
         return super().parse_args(ctx, args)
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, "MODEL [OPTIONS] | history | compare A B")
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # `bench MODEL ...` runs `bench run`: its options are the ones a user types here, so
+        # `edgekit bench --help` lists them instead of only --help.
+        rows = [r for p in self.commands["run"].get_params(ctx)
+                if (r := p.get_help_record(ctx)) is not None]
+        with formatter.section("Options (of `bench MODEL`, i.e. `bench run MODEL`)"):
+            formatter.write_dl(rows)
+        self.format_commands(ctx, formatter)
 
 
 def _shapes(values: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
@@ -121,7 +134,7 @@ def bench_run(model: str, board: str | None, format_: str | None, precision: str
     if matrix:
         results = bench_matrix(model, settings=settings, board=board, threads=threads,
                                fallback=allow_fallback, val=dataset,
-                               progress=lambda msg: console.print(msg, highlight=False))
+                               progress=lambda msg: say("{}", msg))
     else:
         results = [bench(model, settings=settings, board=board, format=format_,
                          precision=precision, threads=threads, fallback=allow_fallback,
@@ -130,17 +143,16 @@ def bench_run(model: str, board: str | None, format_: str | None, precision: str
     for path, write in ((json_path, rep.write_json), (csv_path, rep.write_csv),
                         (md_path, rep.write_markdown), (plot_path, rep.write_plot)):
         if path:
-            console.print(f"written: [bold]{write(path, results)}[/]")
+            say("written: [bold]{}[/]", write(path, results))
     if not no_history:
         history = History(history_path)
         ids = [history.append(r) for r in results]
-        console.print(f"history: run {', '.join(map(str, ids))} in {history.path}",
-                      highlight=False)
+        say("history: run {} in {}", ", ".join(map(str, ids)), history.path)
 
 
 # The terminal shows the essentials; JSON/CSV/Markdown carry every column.
 _SHOWN = ("artifact", "precision", "executed_on", "p50_ms", "p99_ms", "fps", "e2e_p50_ms",
-          "peak_rss_mb", "map50_95")
+          "peak_rss_mb", "map50_95_pts")
 _HISTORY_SHOWN = ("id", "timestamp", "artifact", "board", "executed_on", "precision", "p50_ms",
                   "fps")
 
@@ -148,15 +160,15 @@ _HISTORY_SHOWN = ("id", "timestamp", "artifact", "board", "executed_on", "precis
 def _print(model: str, results: list) -> None:
     rows = [{k: r.row()[k] for k in _SHOWN} for r in results]
     fp = results[0].fingerprint
-    console.print(table(
+    out.print(table(
         f"{model} on board profile '{fp['board']}' (this machine: {fp['detected_board']}, "
         f"{fp['cpu_model']})", list(_SHOWN), [list(r.values()) for r in rows]))
     for result in results:
         if result.requested and result.requested.lower() not in result.executed_on.lower():
-            console.print(f"[yellow]note:[/] {result.artifact} asked for {result.requested}, "
-                          f"ran on {result.executed_on}", highlight=False)
+            say("[yellow]note:[/] {} asked for {}, ran on {}", result.artifact,
+                result.requested, result.executed_on)
         for note in result.notes:
-            console.print(f"[yellow]note:[/] {note}", highlight=False)
+            say("[yellow]note:[/] {}", note)
 
 
 @bench_group.command("history")
@@ -174,9 +186,9 @@ def bench_history(model: str | None, board: str | None, limit: int,
     history = History(history_path)
     rows = history.query(model=model, board=board, limit=limit)
     if not rows:
-        console.print(f"no runs in {history.path}")
+        say("no runs in {}", history.path)
     else:
-        console.print(table(f"benchmark history ({history.path})", list(_HISTORY_SHOWN),
+        out.print(table(f"benchmark history ({history.path})", list(_HISTORY_SHOWN),
                             [[r[k] for k in _HISTORY_SHOWN] for r in rows]))
     write_json(json_path, {"runs": rows})
 
@@ -213,7 +225,7 @@ def bench_compare(old_id: int | None, new_id: int | None, model: str | None,
     history = History(history_path)
     old, new = history.get(old_id), history.get(new_id)
     rows = compare(old, new)
-    console.print(table(
+    out.print(table(
         f"run {old_id} ({old['artifact']}, {old['fingerprint']['board']}, {old['timestamp']}) "
         f"-> run {new_id} ({new['artifact']}, {new['fingerprint']['board']}, "
         f"{new['timestamp']})", ["metric", "old", "new", "change %"],

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._ui import console, progress_bar
+from ._ui import progress_bar, say
 
 
 @click.command("sample-data")
@@ -31,7 +31,5 @@ def sample_data(directory: Path, count: int, seed: int, width: int, height: int)
             height=height,
             progress=lambda done: bar.update(task, completed=done),
         )
-    console.print(
-        f"Dataset written: images in [bold]{directory / 'images'}[/], "
-        f"labels in [bold]{annotations}[/]"
-    )
+    say("Dataset written: images in [bold]{}[/], labels in [bold]{}[/]", directory / "images",
+        annotations)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._ui import console, table, write_json
+from ._ui import results, table, write_json
 
 
 @click.command("devices")
@@ -24,7 +24,7 @@ def devices(bundle: str | None, json_path: str | None) -> None:
         board, reason = found.profile.name, found.reason
     except EdgekitError as exc:
         board, reason = None, exc.message
-    console.print(table("this machine", ["fact", "value"], [
+    results.print(table("this machine", ["fact", "value"], [
         ("board profile", f"{board} ({reason})"),
         ("cpu", f"{facts.cpu_model} ({facts.arch}, {facts.cores} cores)"),
         ("device tree", facts.device_tree_model),
@@ -41,10 +41,10 @@ def devices(bundle: str | None, json_path: str | None) -> None:
                                 "prefer": [f"{f}/{p}" for f, p in profile.prefer]}
         rows.append((name, profile.title, profile.family,
                      " > ".join(f"{f}/{p}" for f, p in profile.prefer)))
-    console.print(table("board profiles", ["board", "title", "family", "prefers"], rows))
+    results.print(table("board profiles", ["board", "title", "family", "prefers"], rows))
     if bundle:
         data["bundle"] = _choices(bundle, facts)
-        console.print(table(f"what each board runs from {bundle}",
+        results.print(table(f"what each board runs from {bundle}",
                             ["board", "artifact", "backend", "note"],
                             [(k, v.get("artifact"), v.get("backend"), v.get("error"))
                              for k, v in data["bundle"].items()]))

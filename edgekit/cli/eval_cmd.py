@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import click
+from rich.text import Text
 
 from . import _options as opt
-from ._ui import console, progress_bar, table, write_json
+from ._ui import points, progress_bar, results, table, write_json
 
 
 @click.command("eval")
@@ -29,6 +30,7 @@ from ._ui import console, progress_bar, table, write_json
 @opt.threads
 @opt.ray_address
 @opt.ray_workers
+@opt.explain
 @opt.json_file
 @opt.model_file_options
 def eval_command(
@@ -41,6 +43,7 @@ def eval_command(
     threads: int | None,
     address: str | None,
     workers: int | None,
+    explain: bool,
     json_path: str | None,
 ) -> None:
     """Evaluate MODEL (a bundle, a .onnx, or `sample`) on a dataset: mAP@0.5 and @0.5:0.95.
@@ -63,7 +66,7 @@ def eval_command(
     from ..data.dataset import check_labels, load_dataset
     from ..eval import evaluate
 
-    detector = opt.open_detector(model, format_, precision, threads)
+    detector = opt.open_detector(model, format_, precision, threads, explain=explain)
     dataset = load_dataset(data)
     check_labels(dataset.labels, detector.labels)
     with progress_bar() as bar:
@@ -78,20 +81,21 @@ def eval_command(
 
 def _report(model: str, data: str, result, artifact: str, executed_on: str,
             json_path: str | None) -> None:
-    rows = [(name, v["instances"], v["ap50"], v["ap50_95"]) for name, v in result.per_class.items()]
+    rows = [(name, v["instances"], points(v["ap50"]), points(v["ap50_95"]))
+            for name, v in result.per_class.items()]
     rows.append(
         (
-            "[bold]all[/]",
+            Text("all", style="bold"),
             sum(v["instances"] for v in result.per_class.values()),
-            result.map50,
-            result.map50_95,
+            points(result.map50),
+            points(result.map50_95),
         )
     )
-    console.print(
+    results.print(
         table(
             f"{model} ({artifact} on {executed_on}) "
             f"on {data} ({result.images} images)",
-            ["class", "instances", "mAP@0.5", "mAP@0.5:0.95"],
+            ["class", "instances", "mAP@0.5 (pts)", "mAP@0.5:0.95 (pts)"],
             rows,
         )
     )

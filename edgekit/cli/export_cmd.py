@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.text import Text
 
 from . import _options as opt
-from ._ui import console, table, write_json
+from ._ui import console, points, results, say, table, write_json
 
 
 @click.command("export")
@@ -117,8 +118,7 @@ def export_command(
     with console.status("starting") as status:
         def progress(message: str) -> None:
             bad = "FAIL" in message or "drops" in message
-            console.print(f"[bold red]✗[/] {message}" if bad else f"[green]✓[/] {message}",
-                          highlight=False)
+            say("[bold red]✗[/] {}" if bad else "[green]✓[/] {}", message)
             status.update(f"after: {message}")
 
         try:
@@ -131,10 +131,10 @@ def export_command(
             )
         except export_api.ExportIncomplete as incomplete:
             status.stop()
-            console.print(results_table(incomplete.bundle))
+            results.print(results_table(incomplete.bundle))
             write_json(json_path, dataclasses.asdict(incomplete.bundle.manifest))
             raise
-    console.print(results_table(bundle))
+    results.print(results_table(bundle))
     _say_label_free(bundle)
     write_json(json_path, dataclasses.asdict(bundle.manifest))
 
@@ -160,10 +160,10 @@ def results_table(bundle: Any) -> Any:
         gate = acc.get("gate", "not measured")
         rows.append((
             a.format, a.precision, f"{size / 1e6:.2f} MB",
-            f"{100 * acc['map50_95']:.2f}" if acc.get("map50_95") is not None else None,
+            points(acc.get("map50_95")),
             f"{delta:+.2f}" if delta is not None and gate != "reference" else None,
             f"{acc['agreement']:.3f}" if acc.get("agreement") is not None else None,
-            f"[red]{gate}[/]" if gate == "failed" else gate,
+            Text(gate, style="red") if gate == "failed" else gate,
             acc.get("fallback"),
             f"{a.details['latency_ms_median']:.2f} ms"
             if a.details.get("latency_ms_median") is not None else None,

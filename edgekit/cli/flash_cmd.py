@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import click
+from rich.text import Text
 
 from ..errors import EdgekitError
 from ._options import json_file
-from ._ui import console, table, write_json
+from ._ui import console, say, table, write_json
+from ._ui import results as out
 
 STATUS_STYLE = {"ok": "green", "rolled-back": "yellow", "refused": "red",
                 "unreachable": "red", "failed": "red"}
@@ -59,10 +61,10 @@ def _target(uri: str, identity, known_hosts, accept_new_host_key, remote_python)
 
 
 def _show(results, title: str) -> None:
-    rows = [(r.target, f"[{STATUS_STYLE.get(r.status, 'white')}]{r.status}[/]", r.active,
+    rows = [(r.target, Text(r.status, style=STATUS_STYLE.get(r.status, "white")), r.active,
              r.board, r.artifact, f"{r.seconds:.1f}s",
              (r.reason or "").splitlines()[0] if r.reason else "") for r in results]
-    console.print(table(title, ["host", "result", "active", "board", "artifact", "time",
+    out.print(table(title, ["host", "result", "active", "board", "artifact", "time",
                                 "reason"], rows))
 
 
@@ -111,12 +113,12 @@ def flash_command(bundle, target, inventory, parallel, rollback_target, board, k
         hosts = load_inventory(inventory, identity=identity, known_hosts=known_hosts,
                                python=remote_python,
                                accept_new_host_key=accept_new_host_key or None)
-        with console.status(f"flashing {len(hosts)} devices, {parallel} at a time"):
+        with console.status(Text(f"flashing {len(hosts)} devices, {parallel} at a time")):
             results = asyncio.run(deploy_fleet(bundle, hosts, settings=settings,
                                                parallel=parallel))
         _finish(results, f"flash {bundle} ({len(hosts)} devices)", json_path)
         return
-    with console.status(f"flashing {bundle} onto {target}"):
+    with console.status(Text(f"flashing {bundle} onto {target}")):
         result = asyncio.run(flash_async(bundle, _target(target, *ssh), settings=settings))
     _finish([result], f"flash {bundle}", json_path)
 
@@ -164,7 +166,7 @@ def status_command(target, check, identity, known_hosts, accept_new_host_key, re
             else None
         rows.append((entry["time"], f"{entry['action']} {entry['version']}"
                      + (f": {why}" if why else "")))
-    console.print(table(f"{target} ({info.get('root')})", ["", ""], rows))
+    out.print(table(f"{target} ({info.get('root')})", ["", ""], rows))
     write_json(json_path, info)
     if check and not result.ok:
         raise EdgekitError(f"{target}: the active version fails its health check: "
@@ -194,8 +196,8 @@ def sign_command(bundle: str, key_path: str) -> None:
 
     Bundle.load(bundle)  # never sign something that does not verify
     record = sign_bundle(bundle, key_path)
-    console.print(f"signed {len(record['statement']['files'])} files of {bundle} with key "
-                  f"{record['key_id']}")
+    say("signed {} files of {} with key {}", len(record["statement"]["files"]), bundle,
+        record["key_id"])
 
 
 @click.command("keygen")
@@ -205,6 +207,6 @@ def keygen_command(keyfile: str) -> None:
     from ..signing import generate_keypair, read_public_key
 
     private, public = generate_keypair(keyfile)
-    console.print(f"private key: {private} (keep it secret)\npublic key:  {public}\n"
-                  f"trust it on a device: add \"{read_public_key(public)}\" to "
-                  "trusted_keys in <install root>/device.json")
+    say("private key: {} (keep it secret)\npublic key:  {}\ntrust it on a device: add \"{}\" "
+        "to trusted_keys in <install root>/device.json", private, public,
+        read_public_key(public))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from . import _options as opt
-from ._ui import console, table, write_json
+from ._ui import points, results, table, write_json
 
 
 @click.command("info")
@@ -34,7 +34,7 @@ def info(bundle: str | None, list_heads: bool, json_path: str | None) -> None:
     m = loaded.manifest
     opt.say_head(m)
     spec = m.input
-    console.print(
+    results.print(
         table(
             f"{m.name} ({loaded.path})",
             ["field", "value"],
@@ -71,10 +71,10 @@ def info(bundle: str | None, list_heads: bool, json_path: str | None) -> None:
             ],
         )
     )
-    console.print(
+    results.print(
         table(
             "artifacts (sha256 verified)",
-            ["format", "precision", "file", "size", "sha256", "mAP@0.5:0.95"],
+            ["format", "precision", "file", "size", "sha256", "mAP@0.5:0.95 (pts)", "gate"],
             [
                 (
                     a.format,
@@ -82,7 +82,8 @@ def info(bundle: str | None, list_heads: bool, json_path: str | None) -> None:
                     a.file,
                     f"{a.size / 1e6:.2f} MB",
                     a.sha256[:16],
-                    (a.accuracy or {}).get("map50_95"),
+                    points((a.accuracy or {}).get("map50_95")),
+                    (a.accuracy or {}).get("gate"),
                 )
                 for a in m.artifacts
             ],

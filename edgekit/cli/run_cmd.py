@@ -9,11 +9,12 @@ import click
 
 from ..errors import EdgekitError
 from . import _options as opt
-from ._ui import console, table, write_json
+from ._ui import console, say, table, write_json
+from ._ui import results as out
 
 
 def _open_model(model: str, board: str | None, format_: str | None, precision: str | None,
-                threads: int | None) -> tuple[Any, str]:
+                threads: int | None, explain: bool) -> tuple[Any, str]:
     """The model on this machine's (or the named board's) runner; returns it and what runs it."""
     try:
         from ..devices.runners import load_runner
@@ -23,12 +24,13 @@ def _open_model(model: str, board: str | None, format_: str | None, precision: s
         runner = load_runner(model, board=board, format=format_, precision=precision,
                              threads=threads, file_options=opt.file_options())
         opt.say_head(runner.detector.manifest)
+        opt.show_choice(runner.plan, explain=explain)
         return runner, f"{runner.board.name}: {runner.artifact.key} on {runner.executed_on}"
     if board:
         from ..errors import MissingDependencyError
 
         raise MissingDependencyError("edgekit.devices", purpose="--board")
-    detector = opt.open_detector(model, format_, precision, threads)
+    detector = opt.open_detector(model, format_, precision, threads, explain=explain)
     return detector, f"{detector.artifact.key} on {detector.backend.executed_on}"
 
 
@@ -50,23 +52,40 @@ def _print_summary(summary: dict[str, Any]) -> None:
              ms(c["frame_age_ms"], "p99"), ms(c["end_to_end_ms"], "p50"),
              ms(c["end_to_end_ms"], "p99"))
             for name, c in summary["cameras"].items()]
-    console.print(table(f"{summary['frames_out']} frames in {summary['duration_s']:.1f} s "
+    out.print(table(f"{summary['frames_out']} frames in {summary['duration_s']:.1f} s "
                         "(latencies in ms)",
                         ["camera", "status", "in", "out", "fps", "drop", "reconn", "age p50",
                          "age p99", "e2e p50", "e2e p99"], rows))
-    console.print(table("stage latency (ms)", ["stage", "count", "p50", "p90", "p99", "max"],
+    out.print(table("stage latency (ms)", ["stage", "count", "p50", "p90", "p99", "max"],
                         [(k, v.get("count"), v.get("p50"), v.get("p90"), v.get("p99"),
                           v.get("max")) for k, v in summary["stages_ms"].items()]))
+    rows = [row for name, c in summary["cameras"].items()
+            for row in analytics_rows(name, c.get("analytics") or {})]
+    if rows:
+        out.print(table("analytics", ["camera", "counter", "measure", "total", "detail"], rows))
     for name, c in summary["cameras"].items():
-        if c.get("analytics"):
-            console.print(f"[bold]{name}[/] analytics: {c['analytics']}", highlight=False)
-        if c["last_error"]:
-            console.print(f"[yellow]{name}:[/] {c['last_error']}", highlight=False)
+        if c["last_error"] and c["status"] != "failed":  # a failed camera ends the run: error
+            say("[yellow]{}:[/] {}", name, c["last_error"])
     for uri, error in summary["sink_errors"].items():
-        console.print(f"[red]sink {uri} failed:[/] {error}", highlight=False)
+        say("[red]sink {} failed:[/] {}", uri, error)
     for uri, where in summary["sinks"].items():
         if uri not in summary["sink_errors"]:
-            console.print(f"sink: [bold]{where}[/]", highlight=False)
+            say("sink: [bold]{}[/]", where)
+
+
+def analytics_rows(camera: str, counts: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """One row per line direction and per zone: total, then the split by class."""
+    rows: list[tuple[Any, ...]] = []
+    for line, directions in counts.get("lines", {}).items():
+        for direction, by_class in directions.items():
+            detail = ", ".join(f"{k} {v}" for k, v in sorted(by_class.items()))
+            rows.append((camera, f"line {line}", direction, sum(by_class.values()), detail))
+    for zone, z in counts.get("zones", {}).items():
+        dwell = z.get("mean_dwell_s")
+        detail = f"inside now {z.get('occupancy', 0)}" + (
+            f", mean dwell {dwell:.1f} s" if dwell is not None else "")
+        rows.append((camera, f"zone {zone}", "entered", z.get("entered", 0), detail))
+    return rows
 
 
 @click.command("run")
@@ -84,6 +103,10 @@ def _print_summary(summary: dict[str, Any]) -> None:
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop after this many seconds (default: at the end of the files, or Ctrl-C).")
 @click.option("--loop", is_flag=True, help="Start files and folders again at their end.")
+@click.option("--connect-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              help="Seconds a live source may take to deliver its first frame before the run "
+                   "fails (0: wait forever). A source that worked and then drops keeps "
+                   "reconnecting.")
 @click.option("--conf", default=None, type=float, help="Score threshold (default: manifest's).")
 @click.option("--iou", default=None, type=float, help="NMS IoU threshold (default: manifest's).")
 @click.option("--quiet", is_flag=True, help="No live status line.")
@@ -95,13 +118,15 @@ def _print_summary(summary: dict[str, Any]) -> None:
 @opt.artifact_format
 @opt.artifact_precision
 @opt.threads
+@opt.explain
 @opt.json_file
 @opt.model_file_options
 def run_command(model: str, sources: tuple[str, ...], sinks: tuple[str, ...], board: str | None,
-                config_path: str | None, duration: float | None, loop: bool, conf: float | None,
+                config_path: str | None, duration: float | None, loop: bool,
+                connect_timeout: float, conf: float | None,
                 iou: float | None, quiet: bool, max_error_rate: float, error_window: float,
                 format_: str | None, precision: str | None,
-                threads: int | None, json_path: str | None) -> None:
+                threads: int | None, explain: bool, json_path: str | None) -> None:
     """Run MODEL live on one or more sources, with tracking, analytics and sinks."""
     from ..analytics import load_config
     from ..pipeline import ModelSettings, Pipeline, PipelineSettings
@@ -109,15 +134,15 @@ def run_command(model: str, sources: tuple[str, ...], sinks: tuple[str, ...], bo
     from ..sources import SourceSettings
 
     analytics = load_config(config_path) if config_path else None
-    runner, executed = _open_model(model, board, format_, precision, threads)
-    settings = PipelineSettings(source=SourceSettings(loop=loop),
+    runner, executed = _open_model(model, board, format_, precision, threads, explain)
+    settings = PipelineSettings(source=SourceSettings(loop=loop,
+                                                      connect_timeout_s=connect_timeout),
                                 model=ModelSettings(conf=conf, iou=iou),
                                 health=HealthSettings(max_error_rate=max_error_rate,
                                                       window_s=error_window))
     pipeline = Pipeline(runner, list(sources), list(sinks), analytics=analytics,
                         settings=settings)
-    console.print(f"running [bold]{executed}[/] on {len(sources)} source(s); Ctrl-C stops",
-                  highlight=False)
+    say("running [bold]{}[/] on {} source(s); Ctrl-C stops", executed, len(sources))
     # SIGTERM (systemd, docker stop) stops as cleanly as Ctrl-C does.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -132,12 +157,31 @@ def run_command(model: str, sources: tuple[str, ...], sinks: tuple[str, ...], bo
         signal.signal(signal.SIGTERM, previous)
     for uri, view in summary["sinks"].items():
         if uri.startswith("http://"):
-            console.print(f"live view was at {view}", highlight=False)
+            say("live view was at {}", view)
     summary["model"] = executed
     _print_summary(summary)
     write_json(json_path, summary)
+    _fail_on_dead_sources(summary)
     if summary.get("failed"):
         raise RunFailedError(summary["failed"])
+
+
+def _fail_on_dead_sources(summary: dict[str, Any]) -> None:
+    """A run whose live camera never delivered a frame did nothing: say so, exit non-zero."""
+    from ..sources import SourceError
+
+    dead = [(name, c) for name, c in summary["cameras"].items()
+            if c["status"] == "failed" or (c["live"] and c["frames_in"] == 0)]
+    if dead:
+        name, c = dead[0]
+        why = (c["last_error"] if c["status"] == "failed" and c["last_error"] else
+               f"{c['uri']}: no frame in {summary['duration_s']:.0f} s "
+               f"({c['last_error'] or 'nothing received'})")
+        raise SourceError(
+            f"{name}: {why}" + (
+                f" ({len(dead) - 1} more camera(s) too)" if len(dead) > 1 else ""),
+            hint="Check the address and that the camera is on; `--connect-timeout S` waits "
+                 "longer for a slow camera.")
 
 
 class RunFailedError(EdgekitError):

@@ -11,6 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
+from edgekit.outputs import RECORD
+
 
 def edgekit(*args: str | Path) -> subprocess.CompletedProcess:
     return subprocess.run(
@@ -36,7 +38,7 @@ def test_predict_on_an_image_and_a_folder(tiny_onnx: Path, tmp_path: Path) -> No
         cv2.imwrite(str(images / f"{name}.png"), np.zeros((32, 32, 3), np.uint8))
     result = edgekit("predict", tiny_onnx, images, "-o", tmp_path / "out")
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.name != RECORD) == [
         "a.jpg",
         "b.jpg",
         "detections.jsonl",
@@ -109,7 +111,7 @@ def test_info_shows_and_verifies(tiny_onnx: Path, tmp_path: Path) -> None:
         w.add_file(tiny_onnx, format=Format.ONNX, precision=Precision.FP32)
     result = edgekit("info", tmp_path / "b", "--json", tmp_path / "m.json")
     assert result.returncode == 0, result.stderr
-    assert "tiny.onnx" in result.stderr and "sha256 verified" in result.stderr
+    assert "tiny.onnx" in result.stdout and "sha256 verified" in result.stdout  # results
     assert json.loads((tmp_path / "m.json").read_text())["labels"] == ["a", "b", "c"]
     (tmp_path / "b" / "tiny.onnx").write_bytes(b"tampered")
     tampered = edgekit("info", tmp_path / "b")
