@@ -35,8 +35,9 @@ class SourceSettings:
         backoff_initial_s: First wait before a reconnect attempt.
         backoff_max_s: Longest wait between reconnect attempts (the wait doubles up to this).
         connect_timeout_s: A live source that has not delivered one frame this long after it
-            started gives up with an error (a wrong URL, a dead camera); 0 waits forever. A
-            source that delivered frames and then died keeps reconnecting: that is what
+            started gives up with an error (a wrong URL, a dead camera); 0 (the default here,
+            for services whose camera may boot later) waits forever; `edgekit run` gives 30 s.
+            A source that delivered frames and then died keeps reconnecting: that is what
             reconnecting is for.
         loop: Offline sources start again at the end instead of finishing (soak tests, demos).
     """
@@ -45,7 +46,7 @@ class SourceSettings:
     read_timeout_s: float = 2.0
     backoff_initial_s: float = 0.25
     backoff_max_s: float = 2.0
-    connect_timeout_s: float = 30.0
+    connect_timeout_s: float = 0.0
     loop: bool = False
 
 
