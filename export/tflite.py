@@ -45,6 +45,7 @@ import numpy as np
 
 from edgekit.bundle import Layout, Precision
 from edgekit.errors import DatasetError, ModelError, require
+from edgekit.native_log import native_stderr_to_log
 
 from .jobs import ExportedFile, ExportJob
 from .loaders import quiet_logger, tool_versions
@@ -280,7 +281,8 @@ def _tail_tensor_names(path: Path, tail: list[str]) -> list[str]:
     if not tail:
         return []
     module = require("ai_edge_litert.interpreter", package="ai-edge-litert", extra="litert")
-    interpreter = module.Interpreter(model_path=str(path))
+    with native_stderr_to_log("edgekit.export"):  # LiteRT's XNNPACK note: debug log
+        interpreter = module.Interpreter(model_path=str(path))
     pattern = re.compile("|".join(re.escape(name) + "_" for name in tail))
     names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
     ops = interpreter._get_ops_details()  # the only API that lists ops and their tensors
@@ -386,8 +388,9 @@ def read_tensors(path: Path, *, source: str) -> dict[str, Any]:
     module = require("ai_edge_litert.interpreter", package="ai-edge-litert", extra="litert",
                      purpose="checking .tflite files")
     try:
-        interpreter = module.Interpreter(model_path=str(path))
-        interpreter.allocate_tensors()
+        with native_stderr_to_log("edgekit.export"):  # LiteRT's XNNPACK note: debug log
+            interpreter = module.Interpreter(model_path=str(path))
+            interpreter.allocate_tensors()
     except Exception as exc:  # LiteRT raises ValueError/RuntimeError with the op name
         op = unsupported_op(str(exc))
         raise ModelError(
