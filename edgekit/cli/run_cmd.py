@@ -161,7 +161,8 @@ def run_command(model: str, sources: tuple[str, ...], sinks: tuple[str, ...], bo
     summary["model"] = executed
     _print_summary(summary)
     write_json(json_path, summary)
-    _fail_on_dead_sources(summary)
+    if not summary.get("interrupted"):  # Ctrl-C before the first frame: the user knows
+        _fail_on_dead_sources(summary)
     if summary.get("failed"):
         raise RunFailedError(summary["failed"])
 
@@ -224,4 +225,5 @@ def _run(pipeline: Any, duration: float | None, on_tick: Any) -> dict[str, Any]:
     try:
         return pipeline.run(duration=duration, on_tick=on_tick)
     except KeyboardInterrupt:
-        return pipeline.summary()  # run() stopped the pipeline in its finally
+        # run() stopped the pipeline in its finally
+        return {**pipeline.summary(), "interrupted": True}
