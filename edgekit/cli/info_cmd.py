@@ -95,5 +95,5 @@ def info(bundle: str | None, list_heads: bool, json_path: str | None) -> None:
 def _print_heads() -> None:
     from ..heads import HEADS
 
-    console.print(table("heads (output conventions)", ["head", "outputs"],
+    results.print(table("heads (output conventions)", ["head", "outputs"],
                         [(name, HEADS.load(name).summary) for name in HEADS]))
