@@ -11,8 +11,8 @@ import click
 
 from ..errors import EdgekitError
 from . import _options as opt
-from ._ui import console, say, table
 from ._ui import results as out
+from ._ui import say, table
 from .bench_boards import compare_boards, remote_options, run_remote, wants_remote
 
 

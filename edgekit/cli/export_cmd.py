@@ -142,7 +142,7 @@ def export_command(
 def _say_label_free(bundle: Any) -> None:
     notes = {(a.accuracy or {}).get("note") for a in bundle.manifest.artifacts} - {None}
     for text in notes:
-        console.print(f"[bold]{text}[/]")
+        say("[bold]{}[/]", text)
 
 
 def _split(text: str) -> list[str]:
