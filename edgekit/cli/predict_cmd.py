@@ -56,12 +56,12 @@ def predict(
     from .predict_sinks import ImageSink, VideoSink
 
     path = _file_source(source)
+    detector = opt.open_detector(model, format_, precision, threads, explain=explain)
     kind = media_kind(path)
-    check_separate([path], out)
+    check_separate([path], out)  # before anything is written
     folder = OutputFolder(out)
     names = [f"{path.stem}.mp4"] if kind == "video" else output_names(path)
     targets = folder.claim([*names, "detections.jsonl"])
-    detector = opt.open_detector(model, format_, precision, threads, explain=explain)
     sink = (VideoSink(folder, targets[0], video_fps(path)) if kind == "video"
             else ImageSink(folder, targets[:-1]))
     jsonl = targets[-1]
