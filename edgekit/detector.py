@@ -62,7 +62,8 @@ class Detector:
         check_model(self.manifest, artifact, self.backend)
         self.times = StageTimes()
         self.head = make_head_checked(self.manifest, self.backend)
-        self._feed = input_feed(self.manifest, self.backend, self.head)
+        # image tensor -> the model's full input list (RT-DETR also takes target sizes)
+        self.feed = input_feed(self.manifest, self.backend, self.head)
 
     @classmethod
     def open(
@@ -92,7 +93,7 @@ class Detector:
         t0 = time.perf_counter()
         tensor, box = preprocess(image, self.manifest.input)
         t1 = time.perf_counter()
-        outputs = self.backend.run(self._feed(tensor))
+        outputs = self.backend.run(self.feed(tensor))
         t2 = time.perf_counter()
         detections = postprocess(
             outputs, self.manifest.output, box, image.shape[1], image.shape[0], conf=conf,

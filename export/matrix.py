@@ -245,6 +245,7 @@ class Matrix:
     def _golden_diff(self, bundle: Bundle, artifact: Artifact) -> float | None:
         """Max |diff| of the artifact's outputs from the fp32 ONNX outputs on golden.npz."""
         from edgekit.backends import load_backend
+        from edgekit.detector import input_feed, make_head_checked
 
         from .gate import backend_options
         from .parity import GOLDEN_FILE
@@ -254,7 +255,9 @@ class Matrix:
         try:
             backend = load_backend(bundle.file(artifact), artifact.format,
                                    options=backend_options(bundle, artifact, threads=self.threads))
-            diffs = [float(np.max(np.abs(np.asarray(backend.run([x])[0], np.float32) - y)))
+            feed = input_feed(bundle.manifest, backend,
+                              make_head_checked(bundle.manifest, backend))
+            diffs = [float(np.max(np.abs(np.asarray(backend.run(feed(x))[0], np.float32) - y)))
                      for x, y in zip(inputs, outputs, strict=True)]
         except (EdgekitError, ValueError) as exc:  # ValueError: shapes differ
             self.say(f"{artifact.key}: cannot compare with the golden outputs: {exc}")

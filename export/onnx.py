@@ -297,6 +297,39 @@ def _first_input(proto: onnx.ModelProto) -> Any:
     return next(i for i in proto.graph.input if i.name not in initializers)
 
 
+def session_feed(session: Any, image: Any, name: str | None = None) -> dict[str, Any]:
+    """An onnxruntime feed: the image, plus RT-DETR/D-FINE's target-size input (the image's
+    own [[W, H]], so boxes come back in input pixels) where the model has one.
+
+    Raises:
+        ModelError: the model takes another input edgekit cannot fill.
+    """
+    from edgekit.heads.detr import size_input, target_sizes
+
+    inputs = session.get_inputs()
+    name = name or inputs[0].name
+    feed = {name: image}
+    for info in inputs:
+        if info.name == name:
+            continue
+        if size_input([_Info(info)]) is None:
+            raise ModelError(f"The model takes an input '{info.name}' {info.shape} besides the "
+                             "image, which edgekit cannot fill.",
+                             hint="Export it with the image as its only input.")
+        feed[info.name] = target_sizes(image.shape[2], image.shape[3])
+    return feed
+
+
+class _Info:
+    """onnxruntime's NodeArg as the name/shape/dtype triple the heads read."""
+
+    def __init__(self, arg: Any) -> None:
+        import numpy as np
+
+        self.name, self.shape = arg.name, tuple(arg.shape)
+        self.dtype = np.dtype(np.int64) if "int" in arg.type else np.dtype(np.float32)
+
+
 def _run_once(path: Path, name: str, height: int, width: int) -> Any:
     import numpy as np
     import onnxruntime as ort
@@ -305,7 +338,8 @@ def _run_once(path: Path, name: str, height: int, width: int) -> Any:
     options.log_severity_level = 3
     try:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        return session.run(None, {name: np.zeros((1, 3, height, width), np.float32)})[0]
+        image = np.zeros((1, 3, height, width), np.float32)
+        return session.run(None, session_feed(session, image, name))[0]
     except Exception as exc:  # onnxruntime raises untyped errors
         raise ModelError(f"onnxruntime cannot run {path.name} at [1, 3, {height}, {width}]: "
                          f"{first_line(exc)}") from None

@@ -88,9 +88,10 @@ def _ort_runner(path: Path) -> Any:
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    from .onnx import session_feed
+
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return lambda x: np.asarray(session.run(None, {name: x})[0], np.float32)
+    return lambda x: np.asarray(session.run(None, session_feed(session, x))[0], np.float32)
 
 
 def _torch_runner(module: Any) -> Any:

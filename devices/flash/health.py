@@ -125,7 +125,7 @@ def _replay(bundle: Bundle, detector: Any, tolerance: Tolerance) -> dict[str, An
     for i, (tensor, reference) in enumerate(zip(inputs, outputs, strict=True)):
         if tensor.shape != want and tensor.transpose(0, 2, 3, 1).shape == want:
             tensor = tensor.transpose(0, 2, 3, 1)  # golden inputs are NCHW; the artifact NHWC
-        out = detector.backend.run([np.ascontiguousarray(tensor)])[0]
+        out = detector.backend.run(detector.feed(np.ascontiguousarray(tensor)))[0]
         figures = compare(np.asarray(out), reference, tolerance)
         if not figures["ok"]:
             detail = figures.get("reason") or (

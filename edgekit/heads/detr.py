@@ -41,6 +41,12 @@ def size_input(facts_inputs) -> object | None:
     return None
 
 
+def target_sizes(height: int, width: int) -> np.ndarray:
+    """RT-DETR's ``orig_target_sizes`` for boxes in input pixels: [[width, height]], width
+    first, as its postprocessor reads it."""
+    return np.array([[width, height]], np.int64)
+
+
 def rfdetr_roles(outputs) -> tuple[int, int] | None:
     """(boxes index, logits index) of an RF-DETR-style pair, bound by name then shape."""
     if len(outputs) != 2 or any(len(o.shape) != 3 for o in outputs):
@@ -110,8 +116,8 @@ class DetrHead(Head):
                               "could be bound by name and shape")
 
     def extra_inputs(self) -> dict[str, np.ndarray]:
-        # Filled by the Detector by name; width first, as RT-DETR's postprocessor reads it.
-        return {"orig_target_sizes": np.array([[self.width, self.height]], np.int64)}
+        # Filled by the Detector by name.
+        return {"orig_target_sizes": target_sizes(self.height, self.width)}
 
     def decode(self, raw: Sequence[np.ndarray], *, conf: float, iou: float) -> Detections:
         if self.triple is not None:

@@ -84,7 +84,7 @@ def _from_detector(detector: Any, settings: ModelSettings) -> StagedModel:
     def pre(image: np.ndarray) -> tuple[np.ndarray, Any]:
         return preprocess(image, manifest.input)
 
-    feed = getattr(detector, "_feed", None) or (lambda tensor: [tensor])
+    feed = getattr(detector, "feed", None) or (lambda tensor: [tensor])
 
     def infer(tensors: list[np.ndarray]) -> list[list[np.ndarray]]:
         if len(tensors) == 1:

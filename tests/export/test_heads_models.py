@@ -95,7 +95,7 @@ def test_head_through_every_command(kind: str, data, tmp_path: Path, capsys) -> 
     assert tracked and all("tracker_id" in d for d in tracked)
 
 
-@pytest.mark.parametrize("kind", [k for k in MODELS if k != "rtdetr"])
+@pytest.mark.parametrize("kind", list(MODELS))
 def test_head_exports_with_the_label_free_gate(kind: str, data, tmp_path: Path) -> None:
     from edgekit.export import export
 
@@ -108,7 +108,8 @@ def test_head_exports_with_the_label_free_gate(kind: str, data, tmp_path: Path) 
     # Random weights: fp16 may flip a near-tie among a few dozen boxes on two images; the
     # gate's own verdicts are tested elsewhere, this checks every head goes through it.
     # OpenVINO for a few conventions only (keypoints, multi-output): it costs seconds each.
-    formats = ("onnx", "openvino") if kind in ("yolov5", "blazeface", "scrfd") else ("onnx",)
+    formats = ("onnx", "openvino") if kind in ("yolov5", "blazeface", "scrfd", "rtdetr") \
+        else ("onnx",)
     bundle = export(model, tmp_path / "b", formats=formats,
                     precisions=("fp32", "fp16"), val=str(data["images"]), labels=labels,
                     max_drop=50)
