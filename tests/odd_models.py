@@ -215,3 +215,38 @@ def make_detector_bundle(root: Path, *, imgsz: int = 32, int8_labels: bool = Fal
             writer.add_file(tfl, format=Format.TFLITE, precision=Precision.INT8,
                             name="model_int8.tflite", layout="nhwc")
     return out
+
+
+def make_constant_outputs_tflite(path: Path, outputs: dict[str, np.ndarray], *,
+                                 imgsz: int = 64) -> Path:
+    """A .tflite with an NHWC float image input whose outputs are the given constant arrays
+    plus 0 * mean(image): any output convention as LiteRT gives it (names, order, shapes)."""
+    s = _schema()
+    tt, op = s.TensorType, s.BuiltinOperator
+    axes = np.array([1, 2, 3], np.int32).tobytes()
+    zero = np.zeros((1,), np.float32).tobytes()
+    tensors = [
+        _tensor(s, "input", [1, imgsz, imgsz, 3], tt.FLOAT32, 1),
+        _tensor(s, "axes", [3], tt.INT32, 2),
+        _tensor(s, "mean", [1], tt.FLOAT32, 3),
+        _tensor(s, "zero", [1], tt.FLOAT32, 4),
+        _tensor(s, "z", [1], tt.FLOAT32, 5),
+    ]
+    buffers = [None, None, axes, None, zero, None]
+    mean_opts = s.ReducerOptionsT()
+    mean_opts.keepDims = False
+    ops = [_op(s, 0, [0, 1], [2], s.BuiltinOptions.ReducerOptions, mean_opts),
+           _op(s, 1, [2, 3], [4], s.BuiltinOptions.MulOptions, s.MulOptionsT())]
+    out_indices = []
+    for name, array in outputs.items():
+        array = np.asarray(array, np.float32)
+        const = len(tensors)
+        tensors.append(_tensor(s, f"{name}_const", list(array.shape), tt.FLOAT32, len(buffers)))
+        buffers.append(array.tobytes())
+        tensors.append(_tensor(s, name, list(array.shape), tt.FLOAT32, len(buffers)))
+        buffers.append(None)
+        ops.append(_op(s, 2, [const, 4], [const + 1], s.BuiltinOptions.AddOptions,
+                       s.AddOptionsT()))
+        out_indices.append(const + 1)
+    return _write_tflite(path, s, tensors, [0], out_indices, ops, [op.MEAN, op.MUL, op.ADD],
+                         buffers)

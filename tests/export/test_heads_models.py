@@ -176,3 +176,43 @@ def test_tensorflow_files_name_the_converter(name: str, converter: str, tmp_path
                                          "eval": ["--data", str(tmp_path)]}.get(command, [])
         code, _, err = run_cli(args, capsys)
         assert code == 2 and converter in err, (command, err)
+
+
+def _tflite_models(tmp_path: Path) -> dict[str, tuple[Path, dict]]:
+    """The TFLite-native conventions as real .tflite files (LiteRT runs them), with one
+    known detection each; input 64x64 NHWC, so a 64x64 image maps 1:1."""
+    from odd_models import make_constant_outputs_tflite
+
+    reg = np.zeros((1, 224, 16), np.float32)  # BlazeFace anchors at 64x64
+    score = np.full((1, 224, 1), -10.0, np.float32)
+    reg[0, 0, :6] = (10, 10, 20, 20, 1, 2)  # anchor 0 sits at (4, 4) px
+    score[0, 0, 0] = 4.0
+    face = make_constant_outputs_tflite(tmp_path / "face.tflite",
+                                        {"regressors": reg, "classificators": score})
+    op = "TFLite_Detection_PostProcess"
+    ssd = make_constant_outputs_tflite(tmp_path / "ssd.tflite", {
+        op: np.array([[[0.1, 0.2, 0.5, 0.6], [0, 0, 0.1, 0.1]]], np.float32),
+        f"{op}:1": np.array([[3.0, 1.0]], np.float32),
+        f"{op}:2": np.array([[0.9, 0.2]], np.float32),
+        f"{op}:3": np.array([2.0], np.float32)})
+    return {"blazeface": (face, {"xyxy": [4, 4, 24, 24], "keypoints": [5, 6]}),
+            "ssd": (ssd, {"xyxy": [12.8, 6.4, 38.4, 32.0], "class_id": 3})}
+
+
+@pytest.mark.parametrize("kind", ["blazeface", "ssd"])
+def test_tflite_conventions_decode_known_boxes(kind: str, tmp_path: Path, capsys) -> None:
+    model, want = _tflite_models(tmp_path)[kind]
+    images = tmp_path / "images"
+    images.mkdir()
+    cv2.imwrite(str(images / "a.png"), np.full((64, 64, 3), 90, np.uint8))
+    code, _, err = run_cli(["predict", str(model), str(images), "-o", str(tmp_path / "out"),
+                            "--format", "tflite"], capsys)
+    assert code == 0, err
+    assert f"head: {kind}" in err
+    line = json.loads((tmp_path / "out" / "detections.jsonl").read_text().splitlines()[0])
+    (record,) = line["detections"]
+    np.testing.assert_allclose(record["xyxy"], want["xyxy"], atol=0.05)
+    if "keypoints" in want:
+        np.testing.assert_allclose(record["keypoints"][0], want["keypoints"], atol=0.05)
+    if "class_id" in want:
+        assert record["class_id"] == want["class_id"]
