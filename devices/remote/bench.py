@@ -28,6 +28,7 @@ from edgekit.bench.result import BenchResult
 from edgekit.bundle import Artifact, Bundle
 from edgekit.errors import BundleError, EdgekitError
 
+from ..detect import RUNTIMES
 from ..flash.deploy import FlashResult, FlashSettings, _upload, agent_call, install_agent, put_json
 from ..flash.fleet import Host
 from ..flash.preflight import Plan, StagedFile, _device_problems, _files, choose_board, version_id
@@ -83,6 +84,7 @@ class DeviceBench:
     board_source: str | None = None
     emulated: bool = False
     chosen: str | None = None  # the artifact `edgekit flash` would install on this board
+    runtimes: dict[str, str] = field(default_factory=dict)  # the device's runtime packages
     artifacts: list[str] = field(default_factory=list)
     results: list[BenchResult] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
@@ -194,6 +196,8 @@ async def _bench(transport: Transport, bundle: Bundle, host: Host, settings: Rem
     profile, source, chosen, artifacts, skipped = select_artifacts(
         bundle, facts, board=host.board or settings.board, matrix=settings.matrix)
     out.board, out.board_source, out.chosen = profile.name, source, chosen.key
+    packages = facts.get("packages") or {}
+    out.runtimes = {name: packages[name] for name in RUNTIMES if packages.get(name)}
     out.artifacts, out.skipped = [a.key for a in artifacts], skipped
     for key, why in skipped.items():
         say(f"skipped {key}: {why}")
@@ -255,7 +259,7 @@ async def _run_onboard(transport: Transport, scratch: str, plan_file: str, host:
         if kind == "progress":
             _say(settings, host.name, event.get("message", ""))
         elif kind == "result":
-            result = _result(event["result"], host, facts, flops, would_run=out.chosen)
+            result = _result(event["result"], host, facts, flops)
             out.results.append(result)
             _say(settings, host.name, f"{result.artifact}: p50 {result.latency_ms['p50']:.2f} "
                  f"ms on {result.executed_on}")
@@ -308,8 +312,8 @@ async def _remove(transport: Transport, scratch: str) -> None:
 _RESULT_FIELDS = {f.name for f in fields(BenchResult)}
 
 
-def _result(data: dict[str, Any], host: Host, facts: dict[str, Any], flops: dict[str, Any],
-            *, would_run: str | None) -> BenchResult:
+def _result(data: dict[str, Any], host: Host, facts: dict[str, Any],
+            flops: dict[str, Any]) -> BenchResult:
     """A device's result as a host BenchResult: the device in its fingerprint, FLOPs and
     utilisation against the device's peak."""
     result = BenchResult(**{k: v for k, v in data.items() if k in _RESULT_FIELDS})
@@ -318,12 +322,47 @@ def _result(data: dict[str, Any], host: Host, facts: dict[str, Any], flops: dict
     emulated = result.fingerprint.get("emulated") or ("declared" if host.emulated else None)
     result.fingerprint.update(
         device=host.name, target=host.target.uri, remote=True, emulated=emulated,
-        device_tree_model=facts.get("device_tree_model") or None, os=facts.get("os"),
-        would_run=would_run)
+        device_tree_model=facts.get("device_tree_model") or None, os=facts.get("os"))
     set_compute(result, flops, data.get("peak") or {})
     result.thermal = data.get("thermal")
     result.golden = data.get("golden")
     return result
+
+
+def measured_choice(device: DeviceBench, bundle: Bundle) -> str | None:
+    """The artifact edgekit would choose on this board from what this run measured there.
+
+    edgekit's default choice (edgekit.choice): the fastest artifact that passed its gate on a
+    runtime the device has, by this board's measurements (here: this run's results alone),
+    else the export gate's latency on a plain CPU board, else the profile's order. An
+    emulated device's latencies are filed under ``<board>@emulated`` and never count, so its
+    choice falls back as a real board's would with nothing measured.
+    """
+    import tempfile
+
+    from edgekit.bench.history import History
+    from edgekit.choice import choose
+
+    from ..detect import Facts
+    from ..profiles import load_profile
+    from ..runners.base import Request, backend_for_format, candidates
+
+    if not device.board:
+        return None
+    profile = load_profile(device.board)
+    facts = Facts(arch=profile.arch, cores=profile.cores or 1, runtimes=device.runtimes)
+    try:
+        found = candidates(bundle, profile, Request())
+    except EdgekitError:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        history = History(Path(tmp) / "run.sqlite")
+        for result in device.results:
+            history.append(result)
+        choice = choose([(a, backend_for_format(a.format, facts)) for a in found],
+                        board=profile.name, history=history.path,
+                        gate_latency=profile.family == "cpu")
+    return choice.chosen.artifact.key if choice else None
 
 
 def set_compute(result: BenchResult, flops: dict[str, Any], peak: dict[str, Any]) -> None:
@@ -354,7 +393,11 @@ async def bench_fleet(bundle: str | Path | Bundle, hosts: list[Host], *,
 
     async def one(host: Host) -> DeviceBench:
         async with gate:
-            return await bench_device(loaded, host, settings, flops=flops, val=val)
+            done = await bench_device(loaded, host, settings, flops=flops, val=val)
+        chosen = measured_choice(done, loaded)
+        for result in done.results:
+            result.fingerprint["would_run"] = chosen
+        return done
 
     return list(await asyncio.gather(*(one(h) for h in hosts)))
 

@@ -2,9 +2,9 @@
 
 Rows come from results of any origin (this machine, ``bench --on``, the history), as the
 dictionaries ``BenchResult.to_dict`` writes. A row's device is the inventory name a remote
-run recorded, else "this host". ``would_run`` marks the artifact ``edgekit flash`` installs on
-that board (the board profile's first artifact present in the bundle), so the table shows
-what the board would really run beside what it could.
+run recorded, else "this host". ``would_run`` marks the artifact edgekit would choose on that
+board (edgekit.choice: the fastest measured that passed its gate on a runtime the device has),
+so the table shows what the board would run beside what it could.
 """
 
 from __future__ import annotations

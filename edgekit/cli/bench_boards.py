@@ -11,11 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
 from ..errors import EdgekitError
-from ._ui import console, fmt, table
+from ._ui import results as out
+from ._ui import say, table
 
 STATUS_STYLE = {"ok": "green", "partial": "yellow", "refused": "red", "unreachable": "red",
                 "failed": "red"}
@@ -67,7 +67,7 @@ def run_remote(model: str, remote: dict[str, Any], *, board: str | None, threads
         [host_for(parse_target(remote["on"], **ssh))]
 
     def progress(device: str, message: str) -> None:
-        console.print(f"[cyan]{escape(device)}[/] {escape(message)}", highlight=False)
+        say("[cyan]{}[/] {}", device, message)
 
     settings = RemoteSettings(runs=runs, duration_s=duration, warmup=warmup, threads=threads,
                               matrix=matrix, board=board, val=val,
@@ -75,12 +75,12 @@ def run_remote(model: str, remote: dict[str, Any], *, board: str | None, threads
                               peak_seconds=remote.get("peak_seconds", 1.0))
     devices = asyncio.run(bench_fleet(model, hosts, settings=settings,
                                       parallel=remote.get("parallel") or 4))
-    console.print(table(f"bench {model} on {len(devices)} device(s)",
-                        ["device", "result", "board", "measured", "time", "reason"],
-                        [(d.device, f"[{STATUS_STYLE.get(d.status, 'white')}]{d.status}[/]",
-                          d.board, ", ".join(r.artifact for r in d.results) or "-",
-                          f"{d.seconds:.1f}s", escape((d.reason or "").split("\n")[0]))
-                         for d in devices]))
+    out.print(table(f"bench {model} on {len(devices)} device(s)",
+                    ["device", "result", "board", "measured", "time", "reason"],
+                    [(d.device, Text(d.status, style=STATUS_STYLE.get(d.status, "white")),
+                      d.board, ", ".join(r.artifact for r in d.results) or "-",
+                      f"{d.seconds:.1f}s", (d.reason or "").split("\n")[0])
+                     for d in devices]))
     results = [r for d in devices for r in d.results]
     if results:
         show_board_table([r.to_dict() for r in results], title=f"{model} across boards",
@@ -88,8 +88,7 @@ def run_remote(model: str, remote: dict[str, Any], *, board: str | None, threads
     if results and not no_history:
         history = History(history_path)
         ids = [history.append(r) for r in results]
-        console.print(f"history: runs {', '.join(map(str, ids))} in {history.path}",
-                      highlight=False)
+        say("history: runs {} in {}", ", ".join(map(str, ids)), history.path)
     _write_json(outputs.get("json"), devices)
     failed = [d for d in devices if not d.ok]
     if len(devices) == 1 and failed:
@@ -142,25 +141,20 @@ def show_board_table(results: list[dict[str, Any]], *, title: str,
 
     rows = boards.rows(results)
     notes = notes_for(results)
-    cells = [[r[k] for k in _SHOWN] for r in rows]
-    # Never cut a figure to fit 80 columns (a log is not a terminal): as wide as the cells.
-    width = sum(max(len(fmt(v)) for v in [k, *col]) + 3
-                for k, col in zip(_SHOWN, zip(*cells, strict=True), strict=True)) + 1
-    wide = Console(stderr=True, width=max(console.width, width))  # print() caps at its own
-    wide.print(table(title, list(_SHOWN), cells))
+    out.print(table(title, list(_SHOWN), [[r[k] for k in _SHOWN] for r in rows]))
     for note in notes:
-        console.print(f"[dim]{note}[/]", highlight=False)
+        say("[dim]{}[/]", note)
     if outputs.get("markdown"):
         written = boards.write_markdown(outputs["markdown"], rows, title=title, notes=notes)
-        console.print(f"written: [bold]{written}[/]")
+        say("written: [bold]{}[/]", written)
     if outputs.get("plot"):
-        console.print(f"written: [bold]{boards.write_plot(outputs['plot'], rows, title=title)}[/]")
+        say("written: [bold]{}[/]", boards.write_plot(outputs["plot"], rows, title=title))
     if outputs.get("csv"):
         with open(outputs["csv"], "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(boards.COLUMNS))
             writer.writeheader()
             writer.writerows(rows)
-        console.print(f"written: [bold]{outputs['csv']}[/]")
+        say("written: [bold]{}[/]", outputs["csv"])
 
 
 def compare_boards(history_path: str | None, *, model: str | None, board: str | None,

@@ -194,3 +194,35 @@ def test_emulated_results_kept_apart_in_history(tmp_path):
     real, emulated = history.append(result(None)), history.append(result("qemu-user"))
     assert [r["id"] for r in history.query(board="rpi5")] == [real]
     assert [r["id"] for r in history.query(board="rpi5@emulated")] == [emulated]
+
+
+def test_would_run_is_edgekits_measured_choice():
+    """The fastest artifact measured on the board wins over the profile's order; an emulated
+    board's latencies never count (its choice falls back to the order)."""
+    from dataclasses import replace
+
+    from edgekit.bench import BenchResult
+    from edgekit.bundle import Format, Precision
+    from edgekit.detector import open_bundle
+    from edgekit.devices.remote.bench import DeviceBench, measured_choice
+
+    bundle = open_bundle("sample")
+    onnx = bundle.manifest.artifacts[0]
+    tflite = replace(onnx, format=Format.TFLITE, precision=Precision.FP32, file="m.tflite",
+                     sha256="f" * 64)
+    both = bundle.with_manifest(replace(bundle.manifest, artifacts=[onnx, tflite]))
+
+    def measured(artifact, p50, emulated):
+        return BenchResult(
+            model="m", artifact=artifact.key, format=str(artifact.format), backend="x",
+            precision="fp32", executed_on="cpu", threads=2, runs=1, warmup=0, load_ms=1.0,
+            first_inference_ms=1.0, latency_ms={"p50": p50, "mean": p50}, fps=1.0,
+            peak_rss_mb=1.0, inputs={}, timestamp="t", sha256=artifact.sha256,
+            fingerprint={"board": "cpu-x86_64", "emulated": emulated})
+
+    for emulated, expected in ((None, "tflite/fp32"), ("qemu-user", "onnx/fp32")):
+        device = DeviceBench(device="d", target="t", board="cpu-x86_64",
+                             runtimes={"onnxruntime": "1", "ai-edge-litert": "2"},
+                             results=[measured(onnx, 9.0, emulated),
+                                      measured(tflite, 3.0, emulated)])
+        assert measured_choice(device, both) == expected
