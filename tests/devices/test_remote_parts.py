@@ -201,10 +201,11 @@ def test_would_run_is_edgekits_measured_choice():
     board's latencies never count (its choice falls back to the order)."""
     from dataclasses import replace
 
+    from edgekit.devices.remote.bench import DeviceBench, measured_choice
+
     from edgekit.bench import BenchResult
     from edgekit.bundle import Format, Precision
     from edgekit.detector import open_bundle
-    from edgekit.devices.remote.bench import DeviceBench, measured_choice
 
     bundle = open_bundle("sample")
     onnx = bundle.manifest.artifacts[0]
