@@ -1,17 +1,18 @@
 """The driver of a batch run: plan segments, hand them to Ray actors, commit what comes back.
 
 Scheduling, placement and retries are Ray's: workers are actors created with
-``max_restarts=-1`` and ``max_task_retries=-1``, so when a worker process or a whole node dies
-Ray restarts the actor (on any node with room) and re-runs the calls it had in flight, and
-``ray.util.ActorPool`` hands each segment to the next free actor. The driver only commits each
-returned segment once (file, then record) and skips segments a previous run completed.
+``max_restarts=-1`` and ``max_task_retries=TASK_RETRIES``, so when a worker process or a whole
+node dies Ray restarts the actor (on any node with room) and re-runs the calls it had in
+flight, and ``ray.util.ActorPool`` hands each segment to the next free actor. The driver only
+commits each returned segment once (file, then record) and skips segments a previous run
+completed.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,10 @@ from .settings import BatchSettings
 from .store import OutputStore
 from .summary import video_summary, workers_table
 from .worker import BatchWorker, SegmentOutput, WorkerSettings
+
+# How often Ray re-runs a call whose worker (or node) died: enough for lost nodes, finite so a
+# file that crashes the decoder is reported instead of retried forever.
+TASK_RETRIES = 3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,16 +86,18 @@ def run(model: str | Path, inputs: Iterable[str | Path], out: str | Path, *,
         _check_same_artifact(described)
         marks["workers_ready"] = time.perf_counter()
         pool = ray.util.ActorPool(actors)
-        infos = {i.source: i for i in pool.map_unordered(lambda a, v: a.probe.remote(v),
-                                                         sources)}
-        infos = {src: infos[src] for src in sources}
+        probed = {i.source: i for i in _each_result(ray, pool, lambda a, v: a.probe.remote(v),
+                                                    sources)}
+        infos = {src: probed.get(src) or _crashed_probe(src) for src in sources}
         plans = {src: split(i, segment_seconds=s.segment_seconds, every=_every(s, i))
                  for src, i in infos.items()}
         records, todo = _resume(store, plans)
         marks["probed"] = time.perf_counter()
         errors: dict[str, list[str]] = {src: [] for src in sources}
         tracker = _Tracker(infos, plans, records, progress)
-        for output in pool.map_unordered(lambda a, seg: a.process.remote(seg), todo):
+        returned: set[str] = set()
+        for output in _each_result(ray, pool, lambda a, seg: a.process.remote(seg), todo):
+            returned.add(output.segment.key)
             if output.error is not None:
                 errors[output.segment.source].append(
                     f"segment {output.segment.index} (frames {output.segment.start}-"
@@ -98,6 +105,11 @@ def run(model: str | Path, inputs: Iterable[str | Path], out: str | Path, *,
             else:
                 records[output.segment.key] = store.commit(output)
             tracker.done(output)
+        for segment in todo:
+            if segment.key not in returned:
+                errors[segment.source].append(
+                    f"segment {segment.index}: its worker died {TASK_RETRIES + 1} times while "
+                    "processing it (a file that crashes the decoder, or nodes lost repeatedly)")
         marks["processed"] = time.perf_counter()
     summary = _summary(infos, plans, records, errors, resumed=resumed,
                        skipped=len(records) - tracker.committed,
@@ -111,6 +123,30 @@ def run(model: str | Path, inputs: Iterable[str | Path], out: str | Path, *,
     store.write_json("manifest.json", manifest)
     store.write_json("summary.json", summary)
     return {**summary, "manifest": manifest, "out": str(store.root)}
+
+
+def _each_result(ray: Any, pool: Any, call: Callable[[Any, Any], Any],
+                 items: Iterable[Any]) -> Iterator[Any]:
+    """Results of ``call`` over ``items`` from the actor pool, as they come.
+
+    A call whose worker died more than ``TASK_RETRIES`` times raises there; it is skipped here
+    (the caller reports the items that brought no result), so one poison file cannot stop the
+    run, nor make Ray retry it forever.
+    """
+    for item in items:
+        pool.submit(call, item)
+    while pool.has_next():
+        try:
+            yield pool.get_next_unordered()
+        except ray.exceptions.RayActorError:
+            continue
+
+
+def _crashed_probe(source: str) -> VideoInfo:
+    from .plan import video_id
+
+    return VideoInfo(source=source, video_id=video_id(source), fps=0.0, frames=0, width=0,
+                     height=0, error=f"its worker died {TASK_RETRIES + 1} times probing it")
 
 
 def _timings(started: float, marks: dict[str, float]) -> dict[str, float]:
@@ -166,7 +202,8 @@ def _start_workers(ray: Any, files: dict[str, bytes], settings: WorkerSettings, 
     """
     files_ref = ray.put(files)
     actor = ray.remote(BatchWorker).options(
-        num_cpus=cpus, max_restarts=-1, max_task_retries=-1, scheduling_strategy="SPREAD")
+        num_cpus=cpus, max_restarts=-1, max_task_retries=TASK_RETRIES,
+        scheduling_strategy="SPREAD")
     return [actor.remote([files_ref], settings) for _ in range(count)], files_ref
 
 

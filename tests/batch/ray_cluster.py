@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,7 +65,8 @@ class Node:
             os.killpg(self.process.pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
-        _, alive = psutil.wait_procs([_proc(p) for p in members if _proc(p)], timeout=10)
+        # Ray drains for up to 30 s on SIGTERM; a test cluster has nothing worth draining.
+        _, alive = psutil.wait_procs([_proc(p) for p in members if _proc(p)], timeout=3)
         for proc in alive:
             proc.kill()
         self.process.wait(timeout=10)
@@ -80,6 +82,7 @@ def _proc(pid: int) -> psutil.Process | None:
 @dataclass
 class Cluster:
     address: str
+    client_address: str
     head: Node
     worker: Node
     temp: Path
@@ -108,6 +111,16 @@ def _start(args: list[str], log: Path, temp: Path, timeout: float = 120.0) -> No
     return node
 
 
+def _retry(args: Callable[[], list[str]], log: Path, temp: Path, attempts: int = 3) -> Node:
+    for attempt in range(attempts):
+        try:
+            return _start(args(), log.with_name(f"{log.name}-{attempt}.log"), temp)
+        except AssertionError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def _ports() -> list[str]:
     # Two nodes on one machine: every port a node would take by default must differ.
     return [f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
@@ -120,7 +133,7 @@ def start_cluster(logs: Path) -> Cluster:
     # A short socket path: Unix sockets live under the temp dir and allow 107 characters.
     temp = Path(tempfile.mkdtemp(prefix="rk", dir="/tmp"))
     (temp / "token").write_text(uuid.uuid4().hex)
-    port = free_port()
+    port, client_port = free_port(), free_port()
     common = ["--node-ip-address=127.0.0.1", "--num-cpus=1",
               f"--object-store-memory={OBJECT_STORE}"]
     # Node death is noticed after a few missed health checks (default: 5 x 3 s).
@@ -128,21 +141,21 @@ def start_cluster(logs: Path) -> Cluster:
     system = ('{"health_check_period_ms": 1000, "health_check_failure_threshold": 3,'
               ' "health_check_timeout_ms": 2000, "prestart_worker_first_driver": false,'
               ' "enable_worker_prestart": false}')
-    head = _start(["--head", f"--port={port}", "--include-dashboard=false",
-                   f"--ray-client-server-port={free_port()}", f"--temp-dir={temp}",
-                   f"--system-config={system}", *common, *_ports()], logs / "head.log", temp)
-    # `ray start` gives a joining node 30 s (hard-coded) to register; a loaded machine can
-    # miss that, so the node is started again (at most 3 times) before the test fails.
-    for attempt in range(3):
-        try:
-            worker = _start([f"--address=127.0.0.1:{port}", *common, *_ports()],
-                            logs / f"worker-{attempt}.log", temp)
-            break
-        except AssertionError:
-            if attempt == 2:
-                head.stop()
-                raise
-        except BaseException:
-            head.stop()
-            raise
-    return Cluster(f"127.0.0.1:{port}", head, worker, temp)
+    # `ray start` gives a node 30 s (hard-coded) to bring up its raylet and agents and
+    # register; a loaded machine can miss that, so each node gets 3 attempts.
+    try:
+        head = _retry(lambda: ["--head", f"--port={port}", "--include-dashboard=false",
+                               f"--ray-client-server-port={client_port}", f"--temp-dir={temp}",
+                               f"--system-config={system}", *common, *_ports()],
+                      logs / "head", temp)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    try:
+        worker = _retry(lambda: [f"--address=127.0.0.1:{port}", *common, *_ports()],
+                        logs / "worker", temp)
+    except BaseException:
+        head.stop()
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    return Cluster(f"127.0.0.1:{port}", f"ray://127.0.0.1:{client_port}", head, worker, temp)

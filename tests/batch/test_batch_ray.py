@@ -146,8 +146,9 @@ def test_sharded_eval_equals_single_process(cluster, tmp_path: Path, capsys) -> 
     assert run_cli(["sample-data", str(data), "--count", "12", "--seed", "5"], capsys)[0] == 0
     assert run_cli(["eval", "sample", "--data", str(data), "--json", str(tmp_path / "one.json")],
                    capsys)[0] == 0
+    # through Ray Client (ray://), the address a laptop outside the cluster would use
     sharded = subprocess.run([*EDGEKIT, "eval", "sample", "--data", str(data), "--address",
-                              cluster.address, "--workers", "1", "--json",
+                              cluster.client_address, "--workers", "1", "--json",
                               str(tmp_path / "many.json")], capture_output=True, text=True,
                              timeout=240, env=cluster.env)
     assert sharded.returncode == 0, sharded.stderr
