@@ -26,6 +26,20 @@ class _Mover:
     x: float
     y: int
     speed: float  # pixels per frame, signed
+    class_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Truth:
+    """Where the generated vehicles are in one frame: the ground truth a tracker is scored on.
+
+    ``track_id`` is one per pass across the frame: a vehicle that leaves at one edge and
+    comes back at the other is a new object to a counter, so it gets a new id.
+    """
+
+    track_id: np.ndarray  # int64 [N]
+    xyxy: np.ndarray  # float32 [N, 4], the visible part (clipped to the frame)
+    class_id: np.ndarray  # int64 [N]
 
 
 class SceneGenerator:
@@ -36,7 +50,9 @@ class SceneGenerator:
 
         rng = np.random.default_rng(seed)
         self.width, self.height = width, height
-        self.background, _, _ = render_scene(rng, width=width, height=height)
+        # The background is a scene too: its parked vehicles and people stay put.
+        self.background, self.still_boxes, self.still_classes = render_scene(
+            rng, width=width, height=height)
         self.movers: list[_Mover] = []
         for _ in range(100):  # render donor scenes until enough vehicle patches are cut out
             if len(self.movers) >= objects:
@@ -47,18 +63,46 @@ class SceneGenerator:
                 if cls <= 3 and (x2 - x1) >= 24 and (y2 - y1) >= 16 and len(self.movers) < objects:
                     speed = float(rng.uniform(2, 6)) * (1 if rng.random() < 0.5 else -1)
                     self.movers.append(_Mover(image[y1:y2, x1:x2].copy(),
-                                              float(rng.uniform(0, width)), y1, speed))
+                                              float(rng.uniform(0, width)), y1, speed,
+                                              int(cls)))
+
+    def _place(self, m: _Mover, index: int) -> tuple[int, int]:
+        """(left x, pass number) of a mover: it wraps around, entering from the edge."""
+        w = m.patch.shape[1]
+        span = self.width + w
+        travelled = m.x + m.speed * index
+        return int(travelled % span) - w, int(travelled // span)
 
     def render(self, index: int) -> np.ndarray:
         image = self.background.copy()
         for m in self.movers:
             h, w = m.patch.shape[:2]
-            span = self.width + w
-            x = int((m.x + m.speed * index) % span) - w  # wraps around, entering from the edge
+            x, _ = self._place(m, index)
             x0, x1 = max(x, 0), min(x + w, self.width)
             if x1 > x0:
                 image[m.y:m.y + h, x0:x1] = m.patch[:, x0 - x:x1 - x]
         return image
+
+    def truth(self, index: int) -> Truth:
+        """The objects in frame ``index`` (as ``render`` draws it): the background's still ones
+        and the moving vehicles.
+
+        An object hidden behind one drawn later keeps its box: trackers are expected to
+        keep an occluded track, and the metrics count a miss there honestly.
+        """
+        ids = [1_000_000_000 + k for k in range(len(self.still_boxes))]
+        boxes = [tuple(b) for b in self.still_boxes]
+        classes = [int(c) for c in self.still_classes]
+        for i, m in enumerate(self.movers):
+            h, w = m.patch.shape[:2]
+            x, lap = self._place(m, index)
+            x0, x1 = max(x, 0), min(x + w, self.width)
+            if x1 > x0:
+                ids.append(i * 100_000 + lap + 50_000)  # unique per (vehicle, pass)
+                boxes.append((x0, m.y, x1, m.y + h))
+                classes.append(m.class_id)
+        return Truth(np.asarray(ids, np.int64), np.asarray(boxes, np.float32).reshape(-1, 4),
+                     np.asarray(classes, np.int64))
 
 
 class TestSource(LiveSource):
