@@ -69,3 +69,16 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
         code = exc.code
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="session")
+def emulated_pi():
+    """An emulated Raspberry Pi 5 (tests/emulated_pi.py: aarch64 Debian + Python 3.11 under
+    qemu-user, this tree's edgekit), built once and cached between sessions; skipped, saying
+    what to install, where qemu-user-static or debootstrap is missing."""
+    from emulated_pi import EmulatedPi, Unavailable
+
+    try:
+        return EmulatedPi.ensure()
+    except Unavailable as exc:
+        pytest.skip(f"emulated Raspberry Pi: {exc}")

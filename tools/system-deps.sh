@@ -9,6 +9,8 @@
 #   chromium                    a real browser opens the live view
 #   systemd                     systemd-analyze verifies the unit `edgekit service install`
 #                               writes (tests/devices/test_service.py; no running systemd needed)
+#   qemu-user-static debootstrap  an emulated Raspberry Pi 5 (arm64 Debian root, aarch64
+#                               Python under qemu-user): tests/emulated_pi.py
 # It installs only what is missing, so a prepared machine pays one dpkg query.
 # Without root (and without passwordless sudo) it installs nothing, says which packages are
 # missing and how to get them; the tests that need them are then skipped with that hint.
@@ -19,6 +21,7 @@ PACKAGES=(
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   mosquitto chromium systemd
+  qemu-user-static debootstrap
 )
 
 if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then

@@ -117,7 +117,21 @@ def history_board(fingerprint: dict[str, Any]) -> str:
 
 
 def compare(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
-    """Metric-by-metric change from ``old`` to ``new`` (full stored results)."""
+    """Metric-by-metric change from ``old`` to ``new`` (full stored results).
+
+    Raises:
+        EdgekitError: one run was measured under emulation and the other was not.
+    """
+    kinds = [bool(r["fingerprint"].get("emulated")) for r in (old, new)]
+    if kinds[0] != kinds[1]:
+        emulated, real = (old, new) if kinds[0] else (new, old)
+        raise EdgekitError(
+            f"Run {emulated.get('id')} was measured under emulation "
+            f"({emulated['fingerprint']['emulated']}) and run {real.get('id')} was not: an "
+            "emulator's latency says nothing about the board it imitates.",
+            hint="Compare runs of the same kind (`edgekit bench history --board "
+                 f"{history_board(emulated['fingerprint'])}` lists the emulated ones).")
+
     def metric(result: dict[str, Any], key: str) -> float | None:
         if key.startswith("latency_ms."):
             return result["latency_ms"][key.split(".", 1)[1]]

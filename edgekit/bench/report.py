@@ -52,6 +52,9 @@ def write_markdown(path: str | Path, results: Sequence[BenchResult], *, title: s
         f"Board profile `{fp['board']}` (this machine: {fp.get('detected_board')}), "
         f"CPU {fp['cpu_model']}, {results[0].runs} runs each; latency is the model's "
         "inference, e2e adds pre/post-processing.\n\n")
+    if fp.get("emulated"):
+        header += (f"**Measured under emulation ({fp['emulated']})**: these latencies are not "
+                   f"a real `{fp['board']}`'s.\n\n")
     target.write_text(header + markdown(results))
     return target
 
