@@ -110,6 +110,21 @@ def _check(directory: Path, result: dict[str, Any], *, golden: bool, max_latency
     result["ok"] = True
 
 
+def _within_export(figures: dict[str, Any], measured: float | None,
+                   tolerance: Tolerance) -> bool:
+    """Whether a reduced-precision output is as close to the fp32 golden outputs as the same
+    file was when it was exported (``golden_max_abs_diff``, measured by the export).
+
+    The golden outputs are fp32's; an int8 file that passed the accuracy gate still differs
+    from them by its quantization error (the sample at 64 px: 11 px on a box coordinate,
+    92% of elements within 5%), which no fixed tolerance separates from a broken model. The
+    device must not be worse than the export measured, with the precision's own margin.
+    """
+    if measured is None or "max_abs_diff" not in figures:
+        return False
+    return figures["max_abs_diff"] <= measured + max(tolerance.atol, tolerance.rtol * measured)
+
+
 def _replay(bundle: Bundle, detector: Any, tolerance: Tolerance) -> dict[str, Any]:
     name = bundle.manifest.provenance.parity.get("golden")
     if not name:
@@ -120,19 +135,25 @@ def _replay(bundle: Bundle, detector: Any, tolerance: Tolerance) -> dict[str, An
         return {"ok": False, "reason": f"the golden file '{name}' is missing on the device"}
     with np.load(path) as data:
         inputs, outputs = data["inputs"], data["outputs"]
-    want = tuple(detector.backend.inputs[0].shape)
+    measured = detector.artifact.details.get("golden_max_abs_diff")
+    if detector.artifact.precision is Precision.FP32:
+        measured = None  # fp32 must match the golden outputs themselves
     worst: dict[str, Any] = {"ok": True, "max_abs_diff": 0.0, "within": 1.0}
     for i, (tensor, reference) in enumerate(zip(inputs, outputs, strict=True)):
-        if tensor.shape != want and tensor.transpose(0, 2, 3, 1).shape == want:
-            tensor = tensor.transpose(0, 2, 3, 1)  # golden inputs are NCHW; the artifact NHWC
+        # Golden inputs are preprocessed in the manifest's layout, which is what the Detector
+        # feeds its backend (an NHWC .tflite backend transposes them itself): transposing here
+        # too made every .tflite health check fail (XNNPACK "failed to reshape").
         out = detector.backend.run(detector.feed(np.ascontiguousarray(tensor)))[0]
         figures = compare(np.asarray(out), reference, tolerance)
+        if not figures["ok"] and _within_export(figures, measured, tolerance):
+            figures["ok"] = True
         if not figures["ok"]:
             detail = figures.get("reason") or (
                 f"max |diff| {figures['max_abs_diff']:.4g}, {figures['within']:.1%} within "
-                f"atol {tolerance.atol} + rtol {tolerance.rtol}")
+                f"atol {tolerance.atol} + rtol {tolerance.rtol}"
+                + (f"; the export measured max |diff| {measured:.4g}" if measured else ""))
             return {"ok": False, "images": len(inputs),
                     "reason": f"golden image {i} does not match: {detail}"}
         worst = {"ok": True, "max_abs_diff": max(worst["max_abs_diff"], figures["max_abs_diff"]),
                  "within": min(worst["within"], figures["within"])}
-    return {**worst, "images": len(inputs), "reason": None}
+    return {**worst, "images": len(inputs), "export_max_abs_diff": measured, "reason": None}
