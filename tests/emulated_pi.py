@@ -410,8 +410,8 @@ def write_outputs(bundle_dir: str | Path, images: str | Path, out: str | Path) -
 
     The same code runs on the host (x86) and on the emulated Pi (``python emulated_pi.py
     outputs ...``), so a difference comes from the binaries alone. Writes ``out`` (npz):
-    ``<key>::raw`` the model's output on the bundle's golden inputs (preprocessed tensors,
-    NCHW; transposed for an NHWC artifact), and ``<key>::xyxy|conf|cls|count`` the
+    ``<key>::raw`` the model's output on the bundle's golden inputs (preprocessed tensors),
+    and ``<key>::xyxy|conf|cls|count`` the
     detections on the BGR images of ``images`` (npz, key ``images``), concatenated.
     """
     import numpy as np
@@ -430,12 +430,8 @@ def write_outputs(bundle_dir: str | Path, images: str | Path, out: str | Path) -
         if (artifact.accuracy or {}).get("gate") == "failed":
             continue
         detector = Detector(bundle, artifact)
-        want = tuple(detector.backend.inputs[0].shape)
-        raw = []
-        for tensor in tensors:
-            if tensor.shape != want and tensor.transpose(0, 2, 3, 1).shape == want:
-                tensor = tensor.transpose(0, 2, 3, 1)
-            raw.append(np.asarray(detector.backend.run([np.ascontiguousarray(tensor)])[0]))
+        # In the manifest's layout, as the Detector feeds it (the backend transposes for NHWC).
+        raw = [np.asarray(detector.backend.run([np.ascontiguousarray(t)])[0]) for t in tensors]
         dets = [detector(frame) for frame in frames]
         key = artifact.key
         found[f"{key}::raw"] = np.stack(raw).astype(np.float32)
@@ -450,8 +446,10 @@ def write_outputs(bundle_dir: str | Path, images: str | Path, out: str | Path) -
 def compare_outputs(bundle_dir: str | Path, reference: str | Path,
                     candidate: str | Path) -> list[dict[str, object]]:
     """Per artifact: the largest |difference| between two machines' raw outputs, whether it
-    is within the health check's tolerance for its precision, and detection agreement (the
-    accuracy gate's: reference detections matched by class at IoU >= 0.5)."""
+    is within the health check's tolerance for its precision, each machine's distance from
+    the reference machine's fp32 ONNX output, and detection agreement (the accuracy gate's:
+    reference detections matched by class at IoU >= 0.5; ``agreement_reverse`` the other
+    way)."""
     import numpy as np
     from edgekit.devices.flash.health import TOLERANCES, compare
     from edgekit.export.gate import agreement
@@ -472,6 +470,11 @@ def compare_outputs(bundle_dir: str | Path, reference: str | Path,
 
     rows = []
     with np.load(reference) as ref, np.load(candidate) as cand:
+        fp32 = ref["onnx/fp32::raw"] if "onnx/fp32::raw" in ref.files else None
+
+        def off_fp32(raw: np.ndarray) -> float | None:  # the precision's own error, for scale
+            return float(np.abs(raw - fp32).max()) if fp32 is not None else None
+
         for artifact in bundle.manifest.artifacts:
             key = artifact.key
             if f"{key}::raw" not in ref.files:
@@ -485,6 +488,8 @@ def compare_outputs(bundle_dir: str | Path, reference: str | Path,
                 "max_abs_diff": figures.get("max_abs_diff"), "within": figures.get("within"),
                 "tolerance": f"atol {tolerance.atol} rtol {tolerance.rtol}",
                 "within_tolerance": figures["ok"],
+                "reference_vs_fp32": off_fp32(ref[f"{key}::raw"]),
+                "candidate_vs_fp32": off_fp32(cand[f"{key}::raw"]),
                 "detections": [int(ref[f"{key}::count"].sum()),
                                int(cand[f"{key}::count"].sum())],
                 "agreement": agreement(ref_dets, cand_dets, conf=conf),
