@@ -142,14 +142,15 @@ def test_aarch64_numerics_match_x86(emulated_pi, pi_bundle, tmp_path):
     assert sorted(r["artifact"] for r in rows) == [
         "onnx/fp32", "onnx/int8", "tflite/fp32", "tflite/int8"]
     for row in rows:
-        assert row["agreement"] == 1.0 and row["agreement_reverse"] == 1.0, row
         if row["artifact"] != "onnx/int8":
             assert row["within_tolerance"], row
+            assert row["agreement"] == 1.0 and row["agreement_reverse"] == 1.0, row
             continue
-        # A finding, not a tolerance to widen: onnxruntime's aarch64 INT8 kernels (the bundle's
-        # U8S8 Q/DQ, exported on x86) round differently from x86's, up to 3.3 px on a box here
-        # (the sample at 64 px: 14 px). On aarch64 the output is no further from fp32 than the
-        # export measured on x86, which is what the health check on a Pi accepts.
+        # A finding, not a tolerance to widen: onnxruntime's INT8 kernels (the bundle's U8S8
+        # Q/DQ, exported on x86) differ between x86 and aarch64, up to 3.3 px on a box here
+        # (the sample at 64 px: 14 px, one detection in five changes), and x86's is the one
+        # further from fp32. On aarch64 the output is no further from fp32 than the export
+        # measured on x86: what the health check on a Pi accepts.
         from edgekit.bundle import Bundle
 
         measured = Bundle.load(pi_bundle).select(format="onnx", precision="int8").details[
