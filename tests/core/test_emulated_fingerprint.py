@@ -38,7 +38,7 @@ def _run(run_id: int, emulated: str | None) -> dict:
 def test_compare_refuses_an_emulated_run_against_a_real_one():
     with pytest.raises(EdgekitError, match="Run 2 was measured under emulation") as info:
         compare(_run(1, None), _run(2, "qemu-user"))
-    assert "rpi5 (emulated)" in info.value.hint
+    assert "rpi5@emulated" in info.value.hint
     rows = compare(_run(1, "qemu-user"), _run(2, "qemu-user"))
     assert rows[0] == {"metric": "latency_ms.p50", "old": 100.0, "new": 100.0,
                        "change_pct": 0.0}
