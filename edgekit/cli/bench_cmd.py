@@ -164,8 +164,8 @@ def _print(model: str, results: list) -> None:
         f"{model} on board profile '{fp['board']}' (this machine: {fp['detected_board']}, "
         f"{fp['cpu_model']})", list(_SHOWN), [list(r.values()) for r in rows]))
     if fp.get("emulated"):
-        console.print(f"[yellow]note:[/] measured under emulation ({fp['emulated']}): these "
-                      f"latencies are not a real {fp['board']}'s", highlight=False)
+        say("[yellow]note:[/] measured under emulation ({}): these latencies are not a real "
+            "{}'s", fp["emulated"], fp["board"])
     for result in results:
         if result.requested and result.requested.lower() not in result.executed_on.lower():
             say("[yellow]note:[/] {} asked for {}, ran on {}", result.artifact,
