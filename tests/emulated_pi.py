@@ -431,7 +431,8 @@ def write_outputs(bundle_dir: str | Path, images: str | Path, out: str | Path) -
             continue
         detector = Detector(bundle, artifact)
         # In the manifest's layout, as the Detector feeds it (the backend transposes for NHWC).
-        raw = [np.asarray(detector.backend.run([np.ascontiguousarray(t)])[0]) for t in tensors]
+        raw = [np.asarray(detector.backend.run(detector.feed(np.ascontiguousarray(t)))[0])
+               for t in tensors]
         dets = [detector(frame) for frame in frames]
         key = artifact.key
         found[f"{key}::raw"] = np.stack(raw).astype(np.float32)
