@@ -27,12 +27,14 @@ def device_of(result: dict[str, Any]) -> str:
 def _map(result: dict[str, Any]) -> tuple[float | None, str]:
     acc = result.get("accuracy") or {}
     value = acc.get("map50_95")
+    failed = f"; --val on device failed: {acc['on_device_error']}" \
+        if acc.get("on_device_error") else ""
     if value is None:
-        return None, "-"
+        return None, failed.lstrip("; ") or "-"
     source = acc.get("source") or "this host"
     if source == "on device":
         source = f"on device, {acc.get('images', '?')} images"
-    return round(100 * value, 2), source
+    return round(100 * value, 2), source + failed
 
 
 def _golden(result: dict[str, Any]) -> str:

@@ -169,6 +169,11 @@ def test_board_table_markdown_and_plot(tmp_path):
             first["max_temp_C"], first["throttled"], first["would_run"]) == \
         (20.0, 50.0, 60.0, 20.0, 71.5, "yes", "yes")
     assert rows[1]["would_run"] == ""
+    failed = copy.deepcopy(results[0])
+    failed["accuracy"] = {"map50_95": 0.65, "source": "export gate",
+                          "on_device_error": "pycocotools is not installed"}
+    assert boards.row(failed)["mAP_from"] == (
+        "export gate; --val on device failed: pycocotools is not installed")
     text = boards.markdown(rows, title="t", notes=["n"])
     assert "| pi-b (emulated) | rpi5 | tflite/int8 |" in text and "- n" in text
     assert boards.write_plot(tmp_path / "p.png", rows).stat().st_size > 10_000
