@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -101,19 +102,27 @@ def test_unwritable_sink_fails_at_start_before_the_camera_opens(
         where: str, detector, tmp_path: Path) -> None:
     from edgekit.errors import EdgekitError
 
+    mounted = False
     if where == "missing folder":
         bad, words = tmp_path / "missing" / "x.mp4", "does not exist"
     else:
-        if os.geteuid() == 0:
-            pytest.skip("root may write into a read-only folder")
         locked = tmp_path / "locked"
         locked.mkdir()
         os.chmod(locked, 0o500)
+        if os.geteuid() == 0:  # root ignores permission bits: a read-only mount stops it too
+            mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs",
+                                      str(locked)], capture_output=True).returncode == 0
+            if not mounted:
+                pytest.skip("running as root without the right to mount a read-only tmpfs")
         bad, words = locked / "x.jsonl", "not writable"
     good = tmp_path / "good.jsonl"
     camera = _CountingSource.make("testsrc://?fps=10&width=64&height=64&objects=1")
-    with pytest.raises(EdgekitError) as info:
-        Pipeline(detector, [camera], [str(good), str(bad)]).run(duration=5)
+    try:
+        with pytest.raises(EdgekitError) as info:
+            Pipeline(detector, [camera], [str(good), str(bad)]).run(duration=5)
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(locked)], check=True)
     assert str(bad) in info.value.message and words in info.value.message
     assert type(camera).opened == 0
 
