@@ -52,6 +52,30 @@ def test_openvino_runs_ir_and_onnx_like_onnxruntime(odd, key, fmt) -> None:
     assert "openvino" in ov.versions()
 
 
+@pytest.mark.parametrize("name", ["openvino", "onnxruntime"])
+def test_zero_copy_run_reads_reused_buffers_and_keeps_outputs(odd, name) -> None:
+    # The zero-copy paths bind the caller's arrays in place: a buffer refilled between calls
+    # (as a pipeline reuses one) must be read afresh, outputs must not alias the next run's,
+    # and a wrong dtype is converted, not misread.
+    backend = load_backend(odd["onnx"], Format.ONNX, name=name,
+                           options=BackendOptions(threads=1))
+    inputs = _inputs()
+    first = [o.copy() for o in backend.run(inputs)]
+    kept = backend.run(inputs)
+    inputs[0][:] = 0.25  # same array object, new content
+    refilled = backend.run(inputs)
+    fresh = backend.run([np.full_like(inputs[0], 0.25), *inputs[1:]])
+    assert any(not np.allclose(a, b) for a, b in zip(first, refilled, strict=True))
+    for a, b in zip(refilled, fresh, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    for a, b in zip(first, kept, strict=True):  # the later runs did not overwrite these
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    if name == "openvino":
+        as_f64 = backend.run([inputs[0].astype(np.float64), *inputs[1:]])
+        for a, b in zip(refilled, as_f64, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
 def test_openvino_bf16_is_reported_when_asked(odd) -> None:
     ov = load_backend(odd["xml"], Format.OPENVINO,
                       options=BackendOptions(extra={"precision": "bf16"}))
