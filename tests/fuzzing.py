@@ -106,7 +106,7 @@ def make_base(root: Path) -> tuple[Path, dict[str, Any]]:
 
     Returns the bundle directory and its (valid) manifest, the starting point of mutations.
     """
-    from conftest import make_yolo_onnx
+    from helpers import make_yolo_onnx
 
     from edgekit.bundle import sha256_file
 

@@ -191,7 +191,7 @@ def make_detector_bundle(root: Path, *, imgsz: int = 32, int8_labels: bool = Fal
     With ``int8_labels`` the ONNX and .tflite files are also recorded as int8 artifacts: only
     for tests of artifact *choice*, which read the manifest and load nothing.
     """
-    from conftest import make_yolo_onnx
+    from helpers import make_yolo_onnx
 
     from edgekit.bundle import BundleWriter, Format, InputSpec, Manifest, Precision
 

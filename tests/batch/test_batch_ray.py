@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from batch_videos import write_video
-from conftest import run_cli
+from helpers import run_cli
 
 pytest.importorskip("ray", reason="pip install 'edgekit[scale]'")
 pytest.importorskip("pyarrow", reason="pip install 'edgekit[scale]'")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 from odd_models import (
     make_detector_bundle,
     make_multi_input_onnx,

@@ -93,7 +93,7 @@ def test_bad_input_gives_a_clear_error_and_no_traceback(
         source = tmp_path / "broken.jpg"
         source.write_bytes(b"\xff\xd8 garbage")
     elif case == "not_detector":
-        from conftest import make_yolo_onnx
+        from helpers import make_yolo_onnx
 
         model = make_yolo_onnx(tmp_path / "cls.onnx", num_classes=0)
     elif case == "unknown_format":

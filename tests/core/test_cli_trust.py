@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 from edgekit.outputs import RECORD
 

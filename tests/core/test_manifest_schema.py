@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_yolo_onnx
+from helpers import make_yolo_onnx
 
 from edgekit.bundle import MANIFEST, Bundle, BundleWriter, Format, InputSpec, Manifest, Precision
 from edgekit.detector import Detector

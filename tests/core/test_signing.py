@@ -6,7 +6,7 @@ import json
 import shutil
 
 import pytest
-from conftest import make_yolo_onnx
+from helpers import make_yolo_onnx
 
 from edgekit.bundle import BundleWriter, Format, Manifest, Precision
 from edgekit.errors import EdgekitError

@@ -136,7 +136,7 @@ def make_bundle(dest: Path, *, name: str = "tiny", score: float = 0.9, golden: b
     computed with onnxruntime (export/parity.py's format), optionally padded to a size."""
     import onnx
     import onnxruntime as ort
-    from conftest import make_yolo_onnx
+    from helpers import make_yolo_onnx
     from onnx import numpy_helper
 
     from edgekit.bundle import (

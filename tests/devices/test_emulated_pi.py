@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
 from emulated_pi import compare_outputs, write_outputs
 from flash_env import Lab, needs_sshd
+from helpers import run_cli
 
 pytestmark = pytest.mark.emulated_pi
 

@@ -253,7 +253,7 @@ def test_target_uris():
 
 def test_bundle_from_the_real_exporter(lab, tmp_path):
     """The golden file export/parity.py writes is what the device health check replays."""
-    from conftest import make_yolo_onnx
+    from helpers import make_yolo_onnx
 
     from edgekit.cli import main
 

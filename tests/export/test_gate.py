@@ -21,9 +21,9 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("openvino")
 pytest.importorskip("nncf")
 
-from conftest import run_cli  # noqa: E402
 from edgekit.export import ExportIncomplete, export  # noqa: E402
 from edgekit.export.gate import Measurement, agreement, compare  # noqa: E402
+from helpers import run_cli  # noqa: E402
 
 from edgekit.bundle import Bundle  # noqa: E402
 from edgekit.data.synth import LABELS, write_dataset  # noqa: E402

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from conftest import run_cli  # noqa: E402
 from head_models import MODELS, make_head_onnx  # noqa: E402
+from helpers import run_cli  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

@@ -61,7 +61,7 @@ def test_export_gates_fp16_against_fp32_on_a_video(footage, tiny_onnx: Path,
 
 
 def test_footage_where_fp32_sees_nothing_is_refused(footage, tmp_path: Path) -> None:
-    from conftest import make_yolo_onnx
+    from helpers import make_yolo_onnx
 
     from edgekit.errors import DatasetError
 

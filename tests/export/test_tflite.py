@@ -18,10 +18,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("litert_torch")
 pytest.importorskip("ai_edge_litert")
 
-from conftest import make_yolo_onnx  # noqa: E402
 from edgekit.export.jobs import ExportedFile, ExportJob  # noqa: E402
 from edgekit.export.loaders import LoadedModel, load_model  # noqa: E402
 from edgekit.export.tflite import export_tflite, float_tail_types  # noqa: E402
+from helpers import make_yolo_onnx  # noqa: E402
 from torch import nn  # noqa: E402
 
 from edgekit.backends import BackendOptions, load_backend  # noqa: E402
