@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["LABELS", "render_scene", "write_dataset"]
+__all__ = ["LABELS", "draw_object", "paste", "render_scene", "write_dataset"]
 
 LABELS: tuple[str, ...] = (
     "car", "truck", "bus", "motorcycle", "bicycle", "pedestrian", "traffic_light",
@@ -187,7 +187,7 @@ def _place(rng: np.random.Generator, width: int, height: int, horizon: int,
     if cid == TRAFFIC_LIGHT:
         patch, box = _traffic_light(rng, w, h, ppm)
     else:
-        patch, box = _DRAW[cid](rng, w, h), (0, 0, w, h)
+        patch, box = draw_object(rng, cid, w, h), (0, 0, w, h)
         if rng.random() < 0.5:  # facing left or right
             patch = patch[:, ::-1].copy()
     ph, pw = patch.shape[:2]
@@ -205,15 +205,38 @@ def _composite(image: np.ndarray, owner: np.ndarray, sprite: _Sprite, index: int
     x1, y1 = min(sprite.x0 + pw, w), min(sprite.y0 + ph, h)
     if x1 <= x0 or y1 <= y0:
         return 0
-    local = sprite.patch[y0 - sprite.y0:y1 - sprite.y0, x0 - sprite.x0:x1 - sprite.x0]
-    mask = local[..., 3] > 0
-    image[y0:y1, x0:x1][mask] = local[..., :3][mask]
+    mask = paste(image, sprite.patch, sprite.x0, sprite.y0)
     owner[y0:y1, x0:x1][mask] = index
     bx0, by0, bx1, by1 = _image_box(sprite, w, h)
     if bx1 <= bx0 or by1 <= by0:
         return 0
     part = sprite.patch[by0 - sprite.y0:by1 - sprite.y0, bx0 - sprite.x0:bx1 - sprite.x0, 3]
     return int(np.count_nonzero(part))
+
+
+def paste(image: np.ndarray, patch: np.ndarray, x: int, y: int) -> np.ndarray:
+    """Draws an RGBA object patch over ``image`` with its top-left corner at (x, y).
+
+    Only the object's own pixels (alpha > 0) are drawn, so the background shows around it, as
+    in the training scenes. Returns the drawn mask of the part inside the image (empty if none).
+    """
+    h, w = image.shape[:2]
+    ph, pw = patch.shape[:2]
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + pw, w), min(y + ph, h)
+    if x1 <= x0 or y1 <= y0:
+        return np.zeros((0, 0), bool)
+    local = patch[y0 - y:y1 - y, x0 - x:x1 - x]
+    mask = local[..., 3] > 0
+    image[y0:y1, x0:x1][mask] = local[..., :3][mask]
+    return mask
+
+
+def draw_object(rng: np.random.Generator, class_id: int, width: int,
+                height: int) -> np.ndarray:
+    """One object of class ``class_id`` (not a traffic light), drawn as ``render_scene``
+    draws it: a ``height`` x ``width`` RGBA patch (alpha 255 on the object, 0 around it),
+    facing right; flip it (``patch[:, ::-1]``) to face left."""
+    return _DRAW[class_id](rng, width, height)
 
 
 def _image_box(sprite: _Sprite, width: int, height: int) -> tuple[int, int, int, int]:

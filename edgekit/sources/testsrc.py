@@ -22,7 +22,7 @@ _INT_OPTIONS = {"width": 640, "height": 480, "seed": 0, "objects": 4, "resize_af
 
 @dataclass(slots=True)
 class _Mover:
-    patch: np.ndarray
+    patch: np.ndarray  # RGBA, as edgekit.data.synth draws objects
     x: float
     y: int
     speed: float  # pixels per frame, signed
@@ -46,7 +46,7 @@ class SceneGenerator:
     """Renders frame after frame of a scene whose vehicles drive left and right."""
 
     def __init__(self, *, width: int, height: int, seed: int, objects: int) -> None:
-        from ..data.synth import render_scene
+        from ..data.synth import draw_object, render_scene
 
         rng = np.random.default_rng(seed)
         self.width, self.height = width, height
@@ -61,9 +61,14 @@ class SceneGenerator:
             for box, cls in zip(boxes, classes, strict=True):
                 x1, y1, x2, y2 = (int(v) for v in box)
                 if cls <= 3 and (x2 - x1) >= 24 and (y2 - y1) >= 16 and len(self.movers) < objects:
+                    # The donor scene gives a size and a row that fit the road's perspective;
+                    # the vehicle itself is drawn as the training scenes draw it (an RGBA
+                    # sprite, the background showing around it), facing where it drives.
                     speed = float(rng.uniform(2, 6)) * (1 if rng.random() < 0.5 else -1)
-                    self.movers.append(_Mover(image[y1:y2, x1:x2].copy(),
-                                              float(rng.uniform(0, width)), y1, speed,
+                    patch = draw_object(rng, int(cls), x2 - x1, y2 - y1)
+                    if speed < 0:
+                        patch = patch[:, ::-1].copy()
+                    self.movers.append(_Mover(patch, float(rng.uniform(0, width)), y1, speed,
                                               int(cls)))
 
     def _place(self, m: _Mover, index: int) -> tuple[int, int]:
@@ -74,13 +79,11 @@ class SceneGenerator:
         return int(travelled % span) - w, int(travelled // span)
 
     def render(self, index: int) -> np.ndarray:
+        from ..data.synth import paste
+
         image = self.background.copy()
         for m in self.movers:
-            h, w = m.patch.shape[:2]
-            x, _ = self._place(m, index)
-            x0, x1 = max(x, 0), min(x + w, self.width)
-            if x1 > x0:
-                image[m.y:m.y + h, x0:x1] = m.patch[:, x0 - x:x1 - x]
+            paste(image, m.patch, self._place(m, index)[0], m.y)
         return image
 
     def truth(self, index: int) -> Truth:

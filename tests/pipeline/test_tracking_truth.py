@@ -25,7 +25,12 @@ def test_truth_boxes_are_where_the_vehicles_are_drawn() -> None:
         if box:
             x0, y0, x1, y1 = (int(v) for v in box[0])
             x, _ = scene._place(mover, index)
-            assert np.array_equal(image[y0:y1, x0:x1], mover.patch[:, x0 - x:x1 - x])
+            # The vehicle is an RGBA sprite, as the training scenes draw it: its own pixels
+            # (alpha > 0) are in the frame, the background shows around them.
+            local = mover.patch[:, x0 - x:x1 - x]
+            drawn = local[..., 3] > 0
+            assert drawn.any() and not drawn.all()
+            assert np.array_equal(image[y0:y1, x0:x1][drawn], local[..., :3][drawn])
 
 
 def test_a_vehicle_that_comes_round_again_is_a_new_object() -> None:
