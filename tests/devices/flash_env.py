@@ -45,10 +45,10 @@ def keygen(path: Path) -> Path:
 class Sshd:
     """One private sshd on 127.0.0.1 (a 'device')."""
 
-    def __init__(self, directory: Path, client_key: Path) -> None:
+    def __init__(self, directory: Path, client_key: Path, *, port: int | None = None) -> None:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
+        self.port = port or _free_port()  # a given port: a device that comes online later
         self.host_key = keygen(self.dir / "host_key")
         shutil.copyfile(f"{client_key}.pub", self.dir / "authorized_keys")
         self.config = self.dir / "sshd_config"
@@ -111,8 +111,8 @@ class Lab:
         self.known_hosts.write_text("")
         self.servers: list[Sshd] = []
 
-    def server(self) -> Sshd:
-        server = Sshd(self.dir / f"sshd{len(self.servers)}", self.client_key)
+    def server(self, *, port: int | None = None) -> Sshd:
+        server = Sshd(self.dir / f"sshd{len(self.servers)}", self.client_key, port=port)
         self.servers.append(server)
         with open(self.known_hosts, "a") as handle:
             handle.write(server.known_hosts_line())
