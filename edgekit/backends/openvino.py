@@ -168,8 +168,8 @@ class OpenVinoBackend(Backend):
         # Shared input tensors: OpenVINO reads the caller's arrays in place (no copy of a
         # 640x640 frame per call), as benchmark_app's preallocated tensors do. An array passed
         # again (a pipeline's reused buffer, a benchmark's input) is already bound: only new
-        # arrays are wrapped. The outputs are copied out of the request's own tensors, which
-        # the next inference overwrites.
+        # arrays are wrapped. The outputs are copied out of the request's own tensors (which the
+        # next inference overwrites) once, by infer() itself.
         if len(self._bound) != len(inputs) or any(
                 a is not b for a, b in zip(inputs, self._bound, strict=True)):
             arrays = [np.ascontiguousarray(a, dtype=info.dtype)
@@ -179,9 +179,8 @@ class OpenVinoBackend(Backend):
             # Holding the arrays keeps their memory alive and their identity unique.
             self._bound = list(inputs) if all(
                 a is b for a, b in zip(arrays, inputs, strict=True)) else []
-        self.request.infer()
-        return [self.request.get_output_tensor(i).data.copy()
-                for i in range(len(self._outputs))]
+        # share_outputs=False (the default): the returned arrays are the one copy made.
+        return list(self.request.infer().to_tuple())
 
     def versions(self) -> dict[str, str]:
         return {"openvino": self._version}
