@@ -15,6 +15,7 @@ import json
 import pytest
 import yaml
 from flash_env import PYTHON, Lab, _free_port, make_bundle, needs_sshd
+from test_rollout import _python
 
 from edgekit.cli import main
 
@@ -81,3 +82,45 @@ def test_offline_device_is_retried_then_flashed_on_resume(lab, tmp_path):
         activations = [h for h in history if h["version"] == version and h["action"] == "activate"]
         assert len(activations) == 1, f"{root.name} was activated {len(activations)} times"
         assert (root / "current").resolve().name == version
+
+
+def test_halt_on_share_and_rollback_wave(lab, tmp_path):
+    """``--halt-on 35%`` counts failures as a share of the devices tried (one broken device of
+    three tried does not halt, two of five do), and ``--rollback-wave`` switches the halted
+    wave's updated devices back to the version they ran before, leaving earlier waves alone."""
+    server = lab.servers[0]
+    old = make_bundle(tmp_path / "old", name="fleet", score=0.8)
+    new = make_bundle(tmp_path / "new", name="fleet")
+    broken = tmp_path / "broken-site" / "onnxruntime"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('broken onnxruntime')\n")
+    roots = [tmp_path / "fleet" / f"dev{i}" for i in range(6)]
+    hosts = {f"cam-{i}": {"target": server.uri(root)} for i, root in enumerate(roots)}
+    wrappers = {i: tmp_path / f"python-{i}" for i in (2, 4)}  # wave 1 and wave 2 (parallel 1)
+    for i, wrapper in wrappers.items():
+        hosts[f"cam-{i}"]["python"] = _python(wrapper, broken=None)
+    inventory = tmp_path / "fleet.yaml"
+    inventory.write_text(yaml.safe_dump({"defaults": {
+        "python": PYTHON, "identity": str(lab.client_key), "known_hosts": str(lab.known_hosts),
+        "board": "cpu-x86_64", "connect_timeout": 5}, "hosts": hosts}))
+    code, before = _rollout(str(old), "--inventory", str(inventory), "--canary", "0",
+                            "--waves", "100%", "--parallel", "6", "--state",
+                            str(tmp_path / "old.sqlite"), "--json", str(tmp_path / "old.json"))
+    assert code == 0 and before["status"] == "complete"
+    for wrapper in wrappers.values():
+        _python(wrapper, broken=broken.parent)
+
+    code, halted = _rollout(str(new), "--inventory", str(inventory), "--canary", "1",
+                            "--waves", "50%,100%", "--halt-on", "35%", "--parallel", "1",
+                            "--rollback-wave", "--state", str(tmp_path / "new.sqlite"),
+                            "--json", str(tmp_path / "new.json"))
+    assert code == 2 and halted["status"] == "halted" and halted["halted_wave"] == 2
+    assert "2 of 5 devices failed" in halted["halted"] and "of those tried" in halted["halted"]
+    status = {d["name"]: d["status"] for d in halted["devices"]}
+    assert status == {"cam-0": "ok", "cam-1": "ok", "cam-2": "rolled-back", "cam-3": "reverted",
+                      "cam-4": "rolled-back", "cam-5": "pending"}
+    running = {i: (root / "current").resolve().name for i, root in enumerate(roots)}
+    assert running[0] == running[1] == halted["version"]  # earlier waves keep the new model
+    assert all(running[i] == before["version"] for i in (2, 3, 4, 5))
+    history = json.loads((roots[5] / "state.json").read_text())["history"]
+    assert all(h["version"] != halted["version"] for h in history)  # never started
