@@ -92,7 +92,7 @@ def export(model: Any, out: str | Path, *, formats: Iterable[Format | str] = (Fo
            opset: int = 17, weights: str | Path | None = None,
            scheme: str | None = None, calib_count: int | None = None, threads: int = 2,
            progress: Callable[[str], None] | None = None,
-           file_options: FileOptions | None = None) -> Bundle:
+           file_options: FileOptions | None = None, address: str | None = None) -> Bundle:
     """Exports a detector into a bundle: every format at every precision, each one measured.
 
     The fp32 ONNX file is written first and checked against the source (parity); every other
@@ -130,6 +130,10 @@ def export(model: Any, out: str | Path, *, formats: Iterable[Format | str] = (Fo
         progress: Called with one line per step, for a CLI to display.
         file_options: What the user said about the model where it is silent (``--head``,
             mean/std/colour/resize); the head is otherwise recognised from its outputs.
+        address: A Ray cluster (``auto``, ``host:port``, ``ray://host:port``; needs
+            ``edgekit[scale]``) whose workers share the gate's images, each artifact opened
+            exactly as here (the code path of ``edgekit eval --address``); ``val`` must then
+            be a labelled dataset path every node can read. None: the gate runs here.
 
     Returns:
         The written bundle, loaded back and verified.
@@ -146,11 +150,13 @@ def export(model: Any, out: str | Path, *, formats: Iterable[Format | str] = (Fo
     say = progress or _silent
     cells = _cells(_formats(formats), _precisions(precisions))
     _check_inputs(cells, calib, val)
+    _check_address(address, val)
     _check_destination(Path(out))
     loaded = load_model(model, weights=weights, imgsz=imgsz)
     say(f"loaded {loaded.description}")
     size = _imgsz(loaded, imgsz)
     labels = labels or loaded.labels
+    data = val if address is not None else None  # the path the gate's Ray workers open
     val = _validation(val, labels)
     with tempfile.TemporaryDirectory(prefix="edgekit-export-") as tmp:
         work = Path(tmp)
@@ -164,7 +170,8 @@ def export(model: Any, out: str | Path, *, formats: Iterable[Format | str] = (Fo
         from .matrix import Matrix
 
         matrix = Matrix(loaded=loaded, base=base, work=work, cells=cells, say=say,
-                        max_drop=max_drop, scheme=scheme, threads=threads)
+                        max_drop=max_drop, scheme=scheme, threads=threads, address=address,
+                        data=data)
         matrix.prepare(calib=calib, val=val, calib_count=calib_count)
         matrix.export_all()
         report = _write_bundle(loaded, out, base, matrix, name=name, say=say)
@@ -227,6 +234,24 @@ def _check_inputs(cells: list[tuple[Format, Precision]], calib: Any, val: Any) -
             hint="Pass a labelled COCO or YOLO dataset with the model's classes, or unlabelled "
                  "footage (a video, a folder of images, a URI) for the label-free gate "
                  "against fp32.")
+
+
+def _check_address(address: str | None, val: Any) -> None:
+    """A sharded gate needs a labelled dataset path the workers can open, and Ray (checked
+    here, before minutes of export work; Ray is imported only when an address is given)."""
+    if address is None:
+        return
+    from .labelfree import is_unlabelled
+
+    if not isinstance(val, str | Path) or is_unlabelled(val):
+        raise EdgekitError(
+            "--address shards the accuracy gate's labelled validation set over Ray workers, "
+            "so it needs --val as a labelled COCO/YOLO dataset path.",
+            hint="Pass --val DATASET (readable at the same path on every node), or drop "
+                 "--address to run the gate here.")
+    from edgekit.batch.cluster import ray_module
+
+    ray_module()
 
 
 def _check_destination(out: Path) -> None:

@@ -33,7 +33,7 @@ from .jobs import ExportJob
 
 __all__ = ["DEFAULT_MAX_DROP", "EVAL_CONF", "EVAL_IOU", "MATCH_IOU", "Measurement",
            "agreement", "backend_options", "box_score_agreement", "compare", "fallbacks",
-           "measure", "rescored", "with_accuracy"]
+           "measure", "open_detector", "rescored", "with_accuracy"]
 
 DEFAULT_MAX_DROP = 1.0  # mAP@0.5:0.95 points
 EVAL_CONF, EVAL_IOU = 0.001, 0.6  # COCO-style mAP wants a low threshold (as `edgekit eval`)
@@ -68,28 +68,74 @@ def backend_options(bundle: Bundle, artifact: Artifact, *, threads: int) -> Back
                         bundle.manifest, artifact)
 
 
-def measure(bundle: Bundle, artifact: Artifact, dataset: Dataset, *,
-            threads: int = 2) -> Measurement:
+def open_detector(bundle: Bundle, artifact: Artifact | None = None, *, threads: int) -> Any:
+    """The gate's Detector for ``artifact`` (default: the bundle's first), on its own backend
+    with :func:`backend_options`; also what each Ray worker opens in a sharded gate."""
+    from edgekit.detector import Detector
+
+    artifact = artifact or bundle.manifest.artifacts[0]
+    return Detector(bundle, artifact, options=backend_options(bundle, artifact, threads=threads))
+
+
+def measure(bundle: Bundle, artifact: Artifact, dataset: Dataset, *, threads: int = 2,
+            address: str | None = None, data: str | Path | None = None) -> Measurement:
     """Runs one artifact over the dataset on its backend and scores it with COCOeval.
+
+    Args:
+        bundle: The bundle holding ``artifact``.
+        artifact: The artifact to measure.
+        dataset: The validation set (its ground truth scores every detection here).
+        threads: Inference threads (per worker when sharded).
+        address: A Ray cluster (``auto``, ``host:port``, ``ray://host:port``) whose workers
+            share the images (``edgekit eval --address``'s code path); None runs here.
+        data: The dataset's path, readable on every node (required with ``address``).
 
     Raises:
         EdgekitError: The artifact cannot be loaded by its runtime, or an image is unreadable.
     """
-    from edgekit.detector import Detector
     from edgekit.eval import evaluate_detections
 
-    detector = Detector(bundle, artifact, options=backend_options(bundle, artifact,
-                                                                  threads=threads))
-    results, times = {}, []
-    for sample in dataset.items:
-        results[sample.image_id] = detector(dataset.read_image(sample), conf=EVAL_CONF,
-                                            iou=EVAL_IOU)
-        times.append(detector.times.inference)
+    if address is not None:
+        results, times, executed_on = _run_sharded(bundle, artifact, dataset, threads=threads,
+                                                   address=address, data=data)
+    else:
+        detector = open_detector(bundle, artifact, threads=threads)
+        results, times = {}, []
+        for sample in dataset.items:
+            results[sample.image_id] = detector(dataset.read_image(sample), conf=EVAL_CONF,
+                                                iou=EVAL_IOU)
+            times.append(detector.times.inference)
+        executed_on = detector.backend.executed_on
     scored = evaluate_detections(results, dataset)
     return Measurement(key=artifact.key, map50=scored.map50, map50_95=scored.map50_95,
                        per_class=scored.per_class, detections=results,
                        latency_ms=statistics.median(times) if times else math.nan,
-                       executed_on=detector.backend.executed_on, images=len(dataset.items))
+                       executed_on=executed_on, images=len(dataset.items))
+
+
+def _run_sharded(bundle: Bundle, artifact: Artifact, dataset: Dataset, *, threads: int,
+                 address: str, data: str | Path | None) -> tuple[dict[int, Detections],
+                                                                 list[float], str]:
+    """The detections of ``artifact`` from Ray workers, each opening it as the gate does.
+
+    No latency comes back (empty times): workers share nodes and cores, so their timings
+    would not be this artifact's latency.
+    """
+    from edgekit.batch.shard_eval import predict_sharded
+    from edgekit.batch.worker import WorkerSettings
+    from edgekit.errors import EdgekitError
+
+    if data is None:
+        raise EdgekitError("A sharded accuracy gate needs the validation set as a path.",
+                           hint="Pass --val as a labelled dataset path every node can read.")
+    # Only this artifact travels, so every worker opens exactly it.
+    one = bundle.with_manifest(replace(bundle.manifest, artifacts=[artifact]))
+    settings = WorkerSettings(board="export-gate", threads=threads, conf=EVAL_CONF,
+                              iou=EVAL_IOU, opener=functools.partial(open_detector,
+                                                                      threads=threads))
+    results, worker = predict_sharded(one, data, [s.image_id for s in dataset.items], settings,
+                                      address=address)
+    return results, [], worker["executed_on"]
 
 
 def rescored(measurement: Measurement, dataset: Dataset) -> Measurement:

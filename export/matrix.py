@@ -66,8 +66,12 @@ class Matrix:
     def __init__(self, *, loaded: Any, base: dict[str, Any], work: Path,
                  cells: list[tuple[Format, Precision]], say: Any,
                  max_drop: float = DEFAULT_MAX_DROP, scheme: str | None = None,
-                 threads: int = 2) -> None:
+                 threads: int = 2, address: str | None = None,
+                 data: str | Path | None = None) -> None:
         self.loaded, self.base, self.work, self.say = loaded, base, work, say
+        # A Ray cluster sharing the gate's images (None: here), and the validation set's
+        # path, which its workers open.
+        self.address, self.data = address, data
         self.cells = [Cell(format=f, precision=p) for f, p in cells]
         self.max_drop, self.scheme, self.threads = float(max_drop), scheme, threads
         self.calibration: Calibration | None = None
@@ -189,10 +193,13 @@ class Matrix:
 
     def _measure(self, bundle: Bundle, artifact: Artifact) -> Measurement:
         self._progress(f"{artifact.key}: measuring on {len(self.dataset)} images")
-        result = measure(bundle, artifact, self.dataset, threads=self.threads)
+        result = measure(bundle, artifact, self.dataset, threads=self.threads,
+                         address=self.address, data=self.data)
         self.measurements[artifact.key] = result
-        self.say(f"{artifact.key}: mAP@0.5:0.95 {_pct(result.map50_95)}, "
-                 f"{result.latency_ms:.1f} ms median ({result.executed_on})")
+        latency = ("latency not measured (sharded)" if math.isnan(result.latency_ms)
+                   else f"{result.latency_ms:.1f} ms median")
+        self.say(f"{artifact.key}: mAP@0.5:0.95 {_pct(result.map50_95)}, {latency} "
+                 f"({result.executed_on})")
         return result
 
     def _fall_back(self, writer: BundleWriter, cell: Cell, reference: Measurement,

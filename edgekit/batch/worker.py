@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -33,6 +34,10 @@ class WorkerSettings:
     iou: float | None = None
     track: bool = False
     analytics: AnalyticsConfig | None = None
+    # The caller's own way to open the shipped bundle's detector (a picklable callable,
+    # Bundle -> Detector), instead of the board runner's choice: the export gate measures
+    # one given artifact with its own backend options, sharded or not.
+    opener: Callable[[Any], Any] | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -76,10 +81,15 @@ class BatchWorker:
         # One decode thread per worker: the worker count, not FFmpeg, spreads the cores.
         cv2.setNumThreads(1)
         self.settings = settings
-        self.runner = load_runner(unpack(bundle_files), board=settings.board,
-                                  format=settings.format, precision=settings.precision,
-                                  threads=settings.threads)
-        self.labels = self.runner.detector.labels
+        bundle = unpack(bundle_files)
+        if settings.opener is not None:
+            self.detector = settings.opener(bundle)
+        else:
+            # A Runner only adds its plan to the Detector; calling either is the same.
+            self.detector = load_runner(bundle, board=settings.board, format=settings.format,
+                                        precision=settings.precision,
+                                        threads=settings.threads).detector
+        self.labels = self.detector.labels
         self._datasets: dict[str, Any] = {}
 
     def describe(self) -> dict[str, Any]:
@@ -92,8 +102,8 @@ class BatchWorker:
         except ImportError:
             pass
         return {"node_id": node, "hostname": socket.gethostname(), "pid": os.getpid(),
-                "artifact": self.runner.artifact.key, "sha256": self.runner.artifact.sha256,
-                "executed_on": self.runner.executed_on, "board": self.runner.board.name}
+                "artifact": self.detector.artifact.key, "sha256": self.detector.artifact.sha256,
+                "executed_on": self.detector.backend.executed_on, "board": self.settings.board}
 
     def probe(self, source: str) -> VideoInfo:
         """Reads a video's frame rate, frame count and size from its header (no decoding)."""
@@ -144,7 +154,7 @@ class BatchWorker:
                 if not ok:
                     break
                 if image is not None:
-                    detections = self.runner(image, conf=s.conf, iou=s.iou)
+                    detections = self.detector(image, conf=s.conf, iou=s.iou)
                     t2 = time.perf_counter()
                     infer += t2 - t1
                     timestamp = index / segment.fps
@@ -186,7 +196,7 @@ class BatchWorker:
         wanted = set(image_ids)
         s = self.settings
         return {
-            sample.image_id: self.runner(dataset.read_image(sample), conf=s.conf, iou=s.iou)
+            sample.image_id: self.detector(dataset.read_image(sample), conf=s.conf, iou=s.iou)
             for sample in dataset.items
             if sample.image_id in wanted
         }

@@ -45,6 +45,11 @@ from ._ui import console, points, results, say, table, write_json
          "detections): every artifact is measured against fp32 (required for fp16/int8).",
 )
 @click.option(
+    "--address", default=None,
+    help="Shard --val's labelled images over a Ray cluster's workers (edgekit[scale]): auto, "
+         "HOST:PORT or ray://HOST:PORT; the same numbers as without (latency not measured).",
+)
+@click.option(
     "--max-drop", type=float, default=1.0, show_default=True,
     help="Largest mAP@0.5:0.95 drop vs fp32 (points) an artifact may have.",
 )
@@ -93,6 +98,7 @@ def export_command(
     calib: str | None,
     calib_count: int | None,
     val: str | None,
+    address: str | None,
     max_drop: float,
     scheme: str | None,
     threads: int,
@@ -127,7 +133,7 @@ def export_command(
                 calib=calib, val=val, max_drop=max_drop, scheme=scheme,
                 calib_count=calib_count, threads=threads, imgsz=imgsz, weights=weights,
                 labels=_split(labels) if labels else None, name=name, opset=opset,
-                progress=progress, file_options=opt.file_options(),
+                progress=progress, file_options=opt.file_options(), address=address,
             )
         except export_api.ExportIncomplete as incomplete:
             status.stop()

@@ -197,3 +197,32 @@ def test_local_ray_default_equals_predict(videos, tmp_path: Path, capsys) -> Non
     # `edgekit predict` without --format runs this board's runner choice, as the workers do
     assert manifest["artifact"] == load_runner("sample").artifact.key
     assert sum(len(r["boxes"]) for r in rows) > 0
+
+
+def test_sharded_export_gate_equals_single_process(cluster, tmp_path: Path, capsys) -> None:
+    """`edgekit export --val --address HOST:PORT`: every artifact's gate numbers (mAP, per
+    class, agreement, executed_on) equal those of the single-process gate, exactly."""
+    data = tmp_path / "data"
+    assert run_cli(["sample-data", str(data), "--count", "8", "--seed", "3"], capsys)[0] == 0
+    # 128 px: small, yet the sample detector still finds objects (mAP ~0.09, not zeros)
+    args = ["export", "sample", "--imgsz", "128", "--to", "onnx,openvino", "--precision",
+            "fp32", "--val", str(data)]
+    code, out, err = run_cli([*args, "-o", str(tmp_path / "one"), "--json",
+                              str(tmp_path / "one.json")], capsys)
+    assert code == 0, err + out
+    sharded = subprocess.run([*EDGEKIT, *args, "-o", str(tmp_path / "many"), "--address",
+                              cluster.address, "--json", str(tmp_path / "many.json")],
+                             capture_output=True, text=True, timeout=300, env=cluster.env)
+    assert sharded.returncode == 0, sharded.stderr
+    assert "latency not measured (sharded)" in sharded.stderr + sharded.stdout
+
+    def gate(name: str) -> dict[str, dict]:
+        manifest = json.loads((tmp_path / name).read_text())
+        return {a["format"] + "/" + a["precision"]: a["accuracy"]
+                for a in manifest["artifacts"]}
+
+    one, many = gate("one.json"), gate("many.json")
+    assert set(one) == {"onnx/fp32", "openvino/fp32"}
+    assert one["openvino/fp32"]["gate"] == "passed" and one["onnx/fp32"]["images"] == 8
+    assert one["onnx/fp32"]["map50_95"] > 0.02 and one["onnx/fp32"]["box_iou_mean"]
+    assert many == one
