@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -42,7 +43,7 @@ def ray_session(address: str | None, *, object_store_mb: int | None = None) -> I
         if object_store_mb:
             kwargs["object_store_memory"] = object_store_mb * 1024 * 1024
     try:
-        ray.init(address=address, **kwargs)
+        _init(ray, address, kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = "start Ray on this machine" if address is None else f"reach Ray at {address}"
         raise ClusterError(
@@ -54,6 +55,27 @@ def ray_session(address: str | None, *, object_store_mb: int | None = None) -> I
         yield ray
     finally:
         ray.shutdown()
+
+
+# Ray Client's proxy starts one server process per client connection; on a loaded head node
+# that start can fail once ("Starting Ray client server failed", seen in 2 of 5 test runs on a
+# busy 2-core machine) and succeed on the next try, so a ray:// connection gets a few attempts.
+CLIENT_ATTEMPTS = 3
+
+
+def _init(ray: Any, address: str | None, kwargs: dict[str, Any]) -> None:
+    attempts = CLIENT_ATTEMPTS if address and address.startswith("ray://") else 1
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(address=address, **kwargs)
+            return
+        except (ConnectionError, RuntimeError) as exc:
+            if attempt == attempts:
+                raise
+            logging.getLogger(__name__).warning(
+                "Ray Client at %s: %s; retrying (%d/%d)", address, exc, attempt + 1, attempts)
+            ray.shutdown()
+            time.sleep(2.0 * attempt)
 
 
 def cluster_cpus(ray: Any) -> float:
