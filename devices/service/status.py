@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from edgekit.errors import EdgekitError
-from edgekit.sinks.http import needs_token
+from edgekit.sinks.http import QuietHandler, needs_token
 
 
 class _Server(ThreadingHTTPServer):
@@ -71,18 +71,7 @@ class StatusServer:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:  # the journal gets the service's logs
-                return
-
-            def _send(self, code: int, body: bytes, ctype: str) -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(body)
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802 - the http.server API
                 parts = urlsplit(self.path)
                 if server.token:

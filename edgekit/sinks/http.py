@@ -88,6 +88,25 @@ def needs_token(host: str) -> bool:
         return True  # a host name: it may resolve to anything
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that logs nothing per request and answers with one call.
+
+    Shared by the live view and the device service's status endpoint: the terminal (or the
+    journal) shows their status lines, not one access-log line per request.
+    """
+
+    def log_message(self, *args: Any) -> None:
+        return
+
+    def _send(self, code: int, body: bytes, ctype: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ViewLimits:
     """Bounds that keep the view alive under many, slow or silent clients.
@@ -316,23 +335,12 @@ class HttpViewSink(Sink):
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         view = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             timeout = view.limits.timeout_s  # socket timeout for every read and write
 
             def setup(self) -> None:
                 super().setup()
                 self.rfile = io.BufferedReader(_DeadlineIO(self.connection, self.timeout))
-
-            def log_message(self, *args: Any) -> None:  # quiet: the terminal shows the status
-                return
-
-            def _send(self, code: int, body: bytes, ctype: str) -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(body)
 
             def _authorized(self, query: dict[str, list[str]]) -> bool:
                 if not view.token:
