@@ -19,14 +19,6 @@ from edgekit.errors import UnknownNameError
 
 from .profiles import BoardProfile, profiles
 
-# pip package -> import name of every runtime edgekit can drive.
-RUNTIMES: dict[str, str] = {
-    "onnxruntime": "onnxruntime",
-    "onnxruntime-gpu": "onnxruntime",
-    "openvino": "openvino",
-    "ai-edge-litert": "ai_edge_litert",
-    "tflite-runtime": "tflite_runtime",
-}
 _ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64", "armv8l": "aarch64"}
 
 
@@ -101,13 +93,16 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
 
 
 def installed_runtimes() -> dict[str, str]:
-    """pip package -> version of each runtime whose module can be found (not imported)."""
+    """pip package -> version of each runtime whose module can be found (not imported), of
+    every runtime a backend declares (edgekit.backends)."""
+    from edgekit.backends import runtimes
+
     found = {}
-    for package, module in RUNTIMES.items():
-        if importlib.util.find_spec(module) is None:
+    for runtime in runtimes():
+        if importlib.util.find_spec(runtime.top_module) is None:
             continue
         try:
-            found[package] = version(package)
+            found[runtime.package] = version(runtime.package)
         except PackageNotFoundError:
             continue  # e.g. onnxruntime-gpu listed while plain onnxruntime is installed
     return found

@@ -50,20 +50,6 @@ class Format(_Choice):
     TFLITE = "tflite"
 
 
-# Each format's file suffixes: the one table every command reads (loader, bench, runners).
-FORMAT_SUFFIXES: dict[Format, tuple[str, ...]] = {
-    Format.ONNX: (".onnx",),
-    Format.OPENVINO: (".xml",),
-    Format.TFLITE: (".tflite",),
-}
-
-
-def format_of(path: str | Path) -> Format | None:
-    """The artifact format a file's suffix names, or None."""
-    suffix = Path(path).suffix.lower()
-    return next((f for f, s in FORMAT_SUFFIXES.items() if suffix in s), None)
-
-
 class Precision(_Choice):
     """Numeric precision an artifact was exported at."""
 

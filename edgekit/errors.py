@@ -36,11 +36,16 @@ class DatasetError(EdgekitError):
     """A dataset or image source is missing, empty or malformed."""
 
 
+def install_command(package: str, extra: str | None = None) -> str:
+    """The command that installs ``package``: through edgekit's extra where one has it."""
+    return f"pip install 'edgekit[{extra}]'" if extra else f"pip install {package}"
+
+
 class MissingDependencyError(EdgekitError):
     """An optional runtime or tool is not installed."""
 
     def __init__(self, package: str, *, extra: str | None = None, purpose: str = "") -> None:
-        install = f"pip install 'edgekit[{extra}]'" if extra else f"pip install {package}"
+        install = install_command(package, extra)
         what = f" (needed for {purpose})" if purpose else ""
         super().__init__(f"The package '{package}' is not installed{what}.", hint=install)
         self.package = package

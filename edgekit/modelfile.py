@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .backends import format_of, format_suffixes
 from .bundle import (
-    FORMAT_SUFFIXES,
     Artifact,
     Bundle,
     ColorOrder,
@@ -25,7 +25,6 @@ from .bundle import (
     Manifest,
     OutputSpec,
     Precision,
-    format_of,
     sha256_file,
 )
 from .errors import ModelError
@@ -89,7 +88,7 @@ def check_model_path(path: Path) -> Format:
     fmt = format_of(path)
     if fmt is not None:
         return fmt
-    known = [s for suffixes in FORMAT_SUFFIXES.values() for s in suffixes]
+    known = [s for suffixes in format_suffixes().values() for s in suffixes]
     what = _CONVERT_FIRST.get(path.suffix.lower())
     raise ModelError(
         f"{path} is {what}." if what else

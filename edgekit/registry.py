@@ -1,7 +1,10 @@
 """Lazy plugin registries: names map to ``"module:Class"`` strings, imported on first use.
 
 Nothing heavy (onnxruntime, openvino, LiteRT) loads until a caller asks for that entry, and an
-unknown name fails listing the valid ones.
+unknown name fails listing the valid ones. Each entry declares its own facts (a backend its
+format, suffixes and runtime packages; an exporter its tools and fallbacks): the modules
+behind the entries import their heavy libraries only inside functions, so :meth:`entries`
+can read every declaration without loading a runtime.
 """
 
 from __future__ import annotations
@@ -50,6 +53,10 @@ class Registry(Generic[T]):
                 f"Unknown {self.kind} '{name}'.",
                 hint=f"Valid {self.kind}s: {', '.join(self.names())}.",
             ) from None
+
+    def entries(self) -> list[tuple[str, T]]:
+        """Every entry, imported, in name order: for reading what each declares about itself."""
+        return [(name, self.load(name)) for name in self.names()]
 
     def load(self, name: str) -> T:
         """Imports and returns the entry's object."""

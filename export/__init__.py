@@ -38,6 +38,7 @@ from edgekit.errors import BundleError, EdgekitError, ModelError
 from edgekit.modelfile import FileOptions
 from edgekit.registry import Registry
 
+from .jobs import Exporter
 from .loaders import SAMPLE, LoadedModel, load_model, tool_versions
 
 __all__ = ["export", "load_model", "LoadedModel", "EXPORTERS", "SAMPLE", "DEFAULT_IMGSZ",
@@ -46,19 +47,19 @@ __all__ = ["export", "load_model", "LoadedModel", "EXPORTERS", "SAMPLE", "DEFAUL
 DEFAULT_IMGSZ = 640  # the size YOLOv8/YOLO11 detectors are trained at
 REPORT = "export_report.json"  # not an artifact: what was asked, what came out, and why
 
-# One entry per format: "module:function", each ``export_<fmt>(job: ExportJob) ->
-# ExportedFile`` (see jobs.py), loaded on first use. The fp32 ONNX file every other artifact
+# One entry per format: each module's ``EXPORTER`` (jobs.Exporter: its function, the tools it
+# records, its gate fallbacks), loaded on first use. The fp32 ONNX file every other artifact
 # is converted from is written by ``onnx.export_onnx`` before any of them.
-EXPORTERS: Registry[Callable[..., Any]] = Registry("exporter", {
-    Format.ONNX.value: "edgekit.export.quantize_onnx:export_onnx_artifact",
-    Format.OPENVINO.value: "edgekit.export.openvino_ir:export_openvino",
-    Format.TFLITE.value: "edgekit.export.tflite:export_tflite",
+EXPORTERS: Registry[Exporter] = Registry("exporter", {
+    Format.ONNX.value: "edgekit.export.quantize_onnx:EXPORTER",
+    Format.OPENVINO.value: "edgekit.export.openvino_ir:EXPORTER",
+    Format.TFLITE.value: "edgekit.export.tflite:EXPORTER",
 })
 
 # Public names that live in heavy modules: imported on first access.
 _LAZY = {"export_onnx": "onnx", "describe_onnx": "onnx", "check_parity": "parity"}
-_TOOLS = ("torch", "onnx", "onnxruntime", "onnxslim", "openvino", "nncf", "litert-torch",
-          "ai-edge-litert", "edgekit")
+# What every export runs (the source model and the fp32 ONNX); each exporter adds its own.
+_BASE_TOOLS = ("torch", "onnx", "onnxslim", "edgekit")
 _REFERENCE = (Format.ONNX, Precision.FP32)
 
 
@@ -318,6 +319,12 @@ def _base(loaded: LoadedModel, onnx_file: Path, work: Path, *, labels: list[str]
             "parity": parity, "golden": work / GOLDEN_FILE}
 
 
+def _tools() -> tuple[str, ...]:
+    """The packages whose versions go into provenance: the base, then each exporter's."""
+    declared = (tool for _, exporter in EXPORTERS.entries() for tool in exporter.tools)
+    return tuple(dict.fromkeys((*_BASE_TOOLS, *declared)))
+
+
 def _write_bundle(loaded: LoadedModel, out: str | Path, base: dict[str, Any], matrix: Any, *,
                   name: str | None, say: Callable[[str], None]) -> dict[str, Any]:
     import json
@@ -337,7 +344,7 @@ def _write_bundle(loaded: LoadedModel, out: str | Path, base: dict[str, Any], ma
         matrix.check(writer)
         writer.update(provenance=Provenance(
             source=loaded.source, source_sha256=loaded.source_sha256, created=utc_now(),
-            tools=tool_versions(*_TOOLS), parity=base["parity"],
+            tools=tool_versions(*_tools()), parity=base["parity"],
             calibration_sha256=matrix.calibration.sha256 if matrix.calibration else None,
         ))
         report = matrix.report()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import math
 import statistics
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from edgekit.bundle import Artifact, Bundle, Format, OutputSpec, Precision
 from edgekit.data.dataset import Dataset
 from edgekit.types import Detections
 
-from .jobs import ExportJob
+from .jobs import ExportJob, Fallback, GateFailure
 
 __all__ = ["DEFAULT_MAX_DROP", "EVAL_CONF", "EVAL_IOU", "MATCH_IOU", "Measurement",
            "agreement", "backend_options", "box_score_agreement", "compare", "fallbacks",
@@ -276,78 +276,31 @@ def with_accuracy(artifact: Artifact, accuracy: dict[str, Any], **details: Any) 
 
 # --- fallbacks -------------------------------------------------------------------------------
 
-# Fractions of the weighted layers to keep in float, tried in turn by the harmful-layer
-# fallback: where a few layers carry most of the loss it keeps most of INT8's speed. On the
-# sample detector the loss is spread thin (keeping any single conv float moved mAP@0.5:0.95
-# by -0.24..+0.10 points, within noise), so one try, then the placement fallback.
-HARMFUL_FRACTIONS = (0.1,)
-# NNCF's accuracy control re-validates many times; a subset keeps it to minutes.
-CONTROL_IMAGES = 200
-CONTROL_MARGIN = 0.5
-
 
 def fallbacks(fmt: Format, job: ExportJob | None, *, failing: Path, dataset: Dataset,
               max_drop: float, output: OutputSpec,
-              options: dict[str, Any] | None = None) -> Iterator[tuple[str, Callable[[], Any]]]:
+              options: dict[str, Any] | None = None) -> Iterator[Fallback]:
     """The ways to recover an artifact that failed the gate, cheapest first.
 
     Yields ``(name, run)``; ``run()`` re-exports (with the exporter's ``options`` as first
-    given, e.g. the INT8 scheme) and returns an ``ExportedFile``:
-
-    - ``keep-float-tail``: the decode/score tail back to float (when it was quantized);
-    - ``exclude-harmful-layers`` (ONNX INT8): the layers whose quantization adds the most
-      noise (lowest SQNR, measured on calibration images) kept in float;
-    - ``conv-inputs-only`` (ONNX INT8): quantize/dequantize only in front of weighted ops,
-      TensorRT's placement (see ``quantize_onnx.Placement``);
-    - ``dynamic-activations`` (TFLite INT8): int8 weights, each activation quantized per
-      inference from its own range instead of a calibrated one;
-    - ``nncf-accuracy-control`` (OpenVINO INT8): NNCF reverts layers by their measured mAP
-      cost until the drop is within ``max_drop``.
-
-    The INT8 ones trade speed for accuracy; the report records each attempt and its latency.
+    given, e.g. the INT8 scheme) and returns an ``ExportedFile``. First the one every format
+    shares, ``keep-float-tail`` (the decode/score tail back to float, when it was quantized);
+    then, for INT8, the format's own, as its exporter declares them (``Exporter.fallbacks``:
+    harmful layers and Q/DQ placement for ONNX, dynamic activations for TFLite, NNCF accuracy
+    control for OpenVINO). The INT8 ones trade speed for accuracy; the report records each
+    attempt and its latency.
     """
     from . import EXPORTERS
 
     if job is None or job.precision is Precision.FP32:
         return  # a float artifact that drops is a conversion bug, not a precision trade-off
-    export_fn = functools.partial(EXPORTERS.load(fmt.value), **(options or {}))
+    exporter = EXPORTERS.load(fmt.value)
+    export_fn = functools.partial(exporter.export, **(options or {}))
     if not job.keep_float_tail:
         job = replace(job, keep_float_tail=True)
         yield "keep-float-tail", lambda: export_fn(job)
     if job.precision is not Precision.INT8:
         return
-    if fmt is Format.ONNX:
-        for fraction in HARMFUL_FRACTIONS:
-            yield (f"exclude-harmful-layers ({fraction:.0%})",
-                   lambda f=fraction: _without_harmful(job, failing, f, export_fn))
-        placed = replace(job, workdir=job.workdir / "conv-inputs")
-        yield "conv-inputs-only", lambda: export_fn(placed, placement="conv-inputs")
-    elif fmt is Format.TFLITE:
-        dynamic = replace(job, workdir=job.workdir / "dynamic")
-        yield "dynamic-activations", lambda: export_fn(dynamic, activations="dynamic")
-    elif fmt is Format.OPENVINO:
-        from .openvino_ir import export_openvino
-
-        subset = dataset.subset(min(len(dataset), CONTROL_IMAGES), seed=0)
-        # NNCF judges the drop on the subset; the gate on the whole set. A margin keeps a
-        # subset that flatters the model from ending the search early (seen: the search
-        # stopped at once and the full-set drop stayed 1.53 points).
-        yield "nncf-accuracy-control", lambda: export_openvino(
-            replace(job, workdir=job.workdir / "accuracy-control"), validation=subset,
-            max_drop=CONTROL_MARGIN * max_drop, output=output)
-
-
-def _without_harmful(job: ExportJob, failing: Path, fraction: float,
-                     export_fn: Callable[..., Any]) -> Any:
-    import onnx
-
-    from .quantize_onnx import WEIGHT_OPS, harmful_nodes
-
-    layers = sum(n.op_type in WEIGHT_OPS for n in onnx.load(str(job.onnx_fp32)).graph.node)
-    count = max(1, math.ceil(fraction * layers))
-    workdir = job.workdir / f"harmful-{count}"
-    workdir.mkdir(parents=True, exist_ok=True)
-    nodes = harmful_nodes(job.onnx_fp32, failing, (job.calibration or [])[:32],
-                          input_name=job.spec.name, count=count, workdir=workdir)
-    exported = export_fn(replace(job, workdir=workdir), exclude=nodes)
-    return replace(exported, details={**exported.details, "fallback_excluded": nodes})
+    yield from exporter.fallbacks(GateFailure(job=job, failing=failing, dataset=dataset,
+                                              max_drop=max_drop, output=output,
+                                              export=export_fn))

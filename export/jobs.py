@@ -1,24 +1,27 @@
-"""What one per-format exporter gets, and what it hands back.
+"""What one per-format exporter is, what it gets, and what it hands back.
 
-Every exporter is ``export_<fmt>(job: ExportJob) -> ExportedFile``, registered lazily in
-:data:`edgekit.export.EXPORTERS` under the format's value. ``export()`` builds one job per
-(format, precision) cell of the matrix, each with its own scratch directory, so a failing
-converter never leaves files another artifact could pick up by mistake.
+Every exporter module declares one :class:`Exporter` (its format, its function
+``export_<fmt>(job: ExportJob) -> ExportedFile``, the tools it records, its gate fallbacks),
+registered lazily in :data:`edgekit.export.EXPORTERS` under the format's value. ``export()``
+builds one job per (format, precision) cell of the matrix, each with its own scratch
+directory, so a failing converter never leaves files another artifact could pick up by mistake.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgekit.bundle import InputSpec, Precision
+from edgekit.bundle import Format, InputSpec, OutputSpec, Precision
+from edgekit.data.dataset import Dataset
 
 from .loaders import LoadedModel
 
-__all__ = ["ExportJob", "ExportedFile"]
+__all__ = ["ExportJob", "ExportedFile", "Exporter", "GateFailure", "Fallback"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +50,13 @@ class ExportJob:
     calibration: list[np.ndarray] | None
     keep_float_tail: bool = True
 
+    def target(self, format: Format) -> Path:
+        """Where the artifact goes: ``model_<precision>`` with the suffix the format's backend
+        declares (edgekit.backends), in this job's scratch directory."""
+        from edgekit.backends import format_suffixes
+
+        return self.workdir / f"model_{self.precision.value}{format_suffixes()[format][0]}"
+
 
 @dataclass(frozen=True, kw_only=True)
 class ExportedFile:
@@ -63,3 +73,52 @@ class ExportedFile:
     path: Path
     companions: tuple[Path, ...] = ()
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateFailure:
+    """What a format's fallbacks get: the artifact that failed the accuracy gate.
+
+    Attributes:
+        job: The job that produced it.
+        failing: A copy of the failing file, as first exported.
+        dataset: The gate's validation set.
+        max_drop: The gate's allowed mAP@0.5:0.95 drop, in points.
+        output: The bundle's output spec.
+        export: The exporter's function with the options it was first given (e.g. the INT8
+            scheme); a fallback calls it with its own job and extra keyword options.
+    """
+
+    job: ExportJob
+    failing: Path
+    dataset: Dataset
+    max_drop: float
+    output: OutputSpec
+    export: Callable[..., ExportedFile]
+
+
+# (name, run): ``run()`` re-exports one way and returns the new file.
+Fallback = tuple[str, Callable[[], ExportedFile]]
+
+
+def no_fallbacks(failure: GateFailure) -> Iterator[Fallback]:
+    """For a format with no fallback of its own."""
+    return iter(())
+
+
+@dataclass(frozen=True, kw_only=True)
+class Exporter:
+    """One format's exporter and the facts about it that the rest of export/ reads.
+
+    Attributes:
+        format: The artifact format it writes.
+        export: ``export(job, **options) -> ExportedFile``.
+        tools: Packages whose versions go into the bundle's provenance.
+        fallbacks: The format's own ways to recover an artifact that failed the gate,
+            cheapest first (the gate tries its format-independent ones before these).
+    """
+
+    format: Format
+    export: Callable[..., ExportedFile]
+    tools: tuple[str, ...]
+    fallbacks: Callable[[GateFailure], Iterator[Fallback]] = no_fallbacks

@@ -117,7 +117,7 @@ class Matrix:
             else:
                 cell.job = self._job(cell)
                 cell.exported, cell.error = _attempt(
-                    lambda c=cell: EXPORTERS.load(c.format.value)(c.job, **self._options(c)))
+                    lambda c=cell: EXPORTERS.load(c.format.value).export(c.job, **self._options(c)))
             cell.seconds = time.perf_counter() - start
             if cell.error:
                 cell.status = "export failed"

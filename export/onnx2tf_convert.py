@@ -33,7 +33,7 @@ from edgekit.errors import MissingDependencyError, ModelError
 
 from .jobs import ExportedFile, ExportJob
 from .loaders import tool_versions
-from .tflite import check_calibration, read_tensors, unsupported_op
+from .tflite import LITERT, check_calibration, read_tensors, unsupported_op
 
 __all__ = ["convert_onnx", "preflight", "convert_kwargs", "prepare_workdir", "output_file",
            "CALIBRATION_SAMPLE", "REQUIRED_MODULES"]
@@ -49,7 +49,7 @@ REQUIRED_MODULES = {
 # and output around an int8 body; "full_integer_quant" (int8 in and out) would put the mixed
 # box/score output through int8, which destroys the scores.
 _SUFFIX = {Precision.FP32: "float32", Precision.FP16: "float16", Precision.INT8: "integer_quant"}
-_TOOLS = ("onnx2tf", "tensorflow", "onnx", "ai-edge-litert")
+_TOOLS = ("onnx2tf", "tensorflow", "onnx", LITERT.package)
 _TIMEOUT_S = 1800
 _RUNNER = ("import json, sys\n"
            "import onnx2tf\n"

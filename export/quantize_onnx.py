@@ -17,24 +17,27 @@
 
 from __future__ import annotations
 
+import math
 import platform
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgekit.bundle import Precision
+from edgekit.bundle import Format, Precision
 from edgekit.errors import ModelError, require
 
-from .jobs import ExportedFile, ExportJob
+from .jobs import ExportedFile, Exporter, ExportJob, Fallback, GateFailure
 from .loaders import first_line, quiet_logger, tool_versions
 
 __all__ = ["QuantScheme", "Placement", "default_scheme", "export_onnx_artifact", "float_tail",
-           "harmful_nodes", "weighted_inputs_only", "WEIGHT_OPS"]
+           "harmful_nodes", "weighted_inputs_only", "WEIGHT_OPS", "EXPORTER"]
 
+_TOOLS = ("onnxruntime",)  # its quantizer and fp16 converter, recorded in provenance
 # Ops that carry weights: the float tail is everything between the last of them and the output.
 WEIGHT_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
 
@@ -89,7 +92,7 @@ def export_onnx_artifact(job: ExportJob, *, scheme: QuantScheme | str | None = N
     Raises:
         ModelError: onnxruntime's quantizer or the fp16 converter cannot take the model.
     """
-    target = job.workdir / f"model_{job.precision.value}.onnx"
+    target = job.target(Format.ONNX)
     job.workdir.mkdir(parents=True, exist_ok=True)
     if job.precision is Precision.FP32:
         shutil.copyfile(job.onnx_fp32, target)
@@ -100,7 +103,7 @@ def export_onnx_artifact(job: ExportJob, *, scheme: QuantScheme | str | None = N
         _to_fp16(job.onnx_fp32, target, floats)
         return ExportedFile(path=target, details={
             "layout": "nchw", "io_dtype": "float32", "float_nodes": len(floats),
-            "float_tail": bool(tail), "tools": tool_versions("onnxruntime")})
+            "float_tail": bool(tail), "tools": tool_versions(*_TOOLS)})
     scheme = QuantScheme(str(scheme or default_scheme()))
     if str(placement) not in {p.value for p in Placement}:
         raise ModelError(f"INT8 placement '{placement}' is not known.",
@@ -114,7 +117,7 @@ def export_onnx_artifact(job: ExportJob, *, scheme: QuantScheme | str | None = N
         "placement": placement.value,
         "calibration_images": len(job.calibration or ()), "float_tail": bool(tail),
         "excluded_nodes": sorted(set(exclude)), "float_nodes": len(floats),
-        "tools": tool_versions("onnxruntime")})
+        "tools": tool_versions(*_TOOLS)})
 
 
 def float_tail(path: str | Path) -> list[str]:
@@ -277,3 +280,40 @@ def harmful_nodes(fp32: Path, int8: Path, calibration: Sequence[np.ndarray], *,
     return [producer[t] for _, t in ranked[:count]]
 
 
+# --- the gate's INT8 fallbacks for ONNX ------------------------------------------------------
+
+# Fractions of the weighted layers to keep in float, tried in turn by the harmful-layer
+# fallback: where a few layers carry most of the loss it keeps most of INT8's speed. On the
+# sample detector the loss is spread thin (keeping any single conv float moved mAP@0.5:0.95
+# by -0.24..+0.10 points, within noise), so one try, then the placement fallback.
+HARMFUL_FRACTIONS = (0.1,)
+
+
+def onnx_fallbacks(failure: GateFailure) -> Iterator[Fallback]:
+    """``exclude-harmful-layers``: the layers whose quantization adds the most noise (lowest
+    SQNR, measured on calibration images) kept in float; then ``conv-inputs-only``:
+    quantize/dequantize only in front of weighted ops, TensorRT's placement (:class:`Placement`).
+    """
+    for fraction in HARMFUL_FRACTIONS:
+        yield (f"exclude-harmful-layers ({fraction:.0%})",
+               lambda f=fraction: _without_harmful(failure, f))
+    placed = replace(failure.job, workdir=failure.job.workdir / "conv-inputs")
+    yield "conv-inputs-only", lambda: failure.export(placed, placement="conv-inputs")
+
+
+def _without_harmful(failure: GateFailure, fraction: float) -> ExportedFile:
+    import onnx
+
+    job = failure.job
+    layers = sum(n.op_type in WEIGHT_OPS for n in onnx.load(str(job.onnx_fp32)).graph.node)
+    count = max(1, math.ceil(fraction * layers))
+    workdir = job.workdir / f"harmful-{count}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    nodes = harmful_nodes(job.onnx_fp32, failure.failing, (job.calibration or [])[:32],
+                          input_name=job.spec.name, count=count, workdir=workdir)
+    exported = failure.export(replace(job, workdir=workdir), exclude=nodes)
+    return replace(exported, details={**exported.details, "fallback_excluded": nodes})
+
+
+EXPORTER = Exporter(format=Format.ONNX, export=export_onnx_artifact, tools=_TOOLS,
+                    fallbacks=onnx_fallbacks)

@@ -38,25 +38,31 @@ import os
 import re
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgekit.bundle import Layout, Precision
+from edgekit.backends.litert import LiteRtBackend
+from edgekit.bundle import Format, Layout, Precision
 from edgekit.errors import DatasetError, ModelError, require
 from edgekit.native_log import native_stderr_to_log
 
-from .jobs import ExportedFile, ExportJob
+from .jobs import ExportedFile, Exporter, ExportJob, Fallback, GateFailure
 from .loaders import quiet_logger, tool_versions
 
-__all__ = ["export_tflite", "FLOAT_TAIL_CLASSES", "float_tail_types", "read_tensors"]
+__all__ = ["export_tflite", "FLOAT_TAIL_CLASSES", "float_tail_types", "read_tensors",
+           "EXPORTER"]
 
 SIGNATURE = "serving_default"
 # Module classes holding a detection head's decode/score tail: edgekit's own YoloLite
 # ``Decode`` and Ultralytics' heads (which also hold the head convs: kept float as a whole).
 FLOAT_TAIL_CLASSES = frozenset({"Decode", "Detect", "v10Detect"})
-_TOOLS = ("litert-torch", "ai-edge-quantizer", "ai-edge-litert", "torch")
+# LiteRT's own runtime, as its backend declares it: the preferred one only, since its
+# tflite-runtime fallback cannot run beside the export host's numpy 2 (TOOLCHAIN.md).
+LITERT = LiteRtBackend.runtimes[0]
+_TOOLS = ("litert-torch", "ai-edge-quantizer", LITERT.package, "torch")
 _PROBE_SEED = 20261124
 
 
@@ -98,7 +104,7 @@ def export_tflite(job: ExportJob, *, activations: str = "static") -> ExportedFil
         require("litert_torch", package="litert-torch", extra="tflite",
                 purpose="exporting .tflite from PyTorch")
     job.workdir.mkdir(parents=True, exist_ok=True)
-    target = job.workdir / f"model_{job.precision.value}.tflite"
+    target = job.target(Format.TFLITE)
     facts = (_int8_dynamic(job, target) if activations == "dynamic" and
              job.precision is Precision.INT8 else _PRECISIONS[job.precision](job, target))
     details = {"layout": Layout.NHWC.value, "signature": SIGNATURE, "binding": "index",
@@ -280,7 +286,7 @@ def _tail_tensor_names(path: Path, tail: list[str]) -> list[str]:
     """
     if not tail:
         return []
-    module = require("ai_edge_litert.interpreter", package="ai-edge-litert", extra="litert")
+    module = litert_interpreter(purpose="finding the float tail of .tflite files")
     with native_stderr_to_log("edgekit.export"):  # LiteRT's XNNPACK note: debug log
         interpreter = module.Interpreter(model_path=str(path))
     pattern = re.compile("|".join(re.escape(name) + "_" for name in tail))
@@ -385,8 +391,7 @@ def read_tensors(path: Path, *, source: str) -> dict[str, Any]:
     Raises:
         ModelError: LiteRT cannot load the file (names the op when LiteRT does).
     """
-    module = require("ai_edge_litert.interpreter", package="ai-edge-litert", extra="litert",
-                     purpose="checking .tflite files")
+    module = litert_interpreter(purpose="checking .tflite files")
     try:
         with native_stderr_to_log("edgekit.export"):  # LiteRT's XNNPACK note: debug log
             interpreter = module.Interpreter(model_path=str(path))
@@ -437,3 +442,17 @@ def _parity(job: ExportJob, path: Path) -> dict[str, Any]:
             "reference": "torch"}
 
 
+def litert_interpreter(*, purpose: str) -> Any:
+    """LiteRT's interpreter module (``LITERT``), or an error naming its extra."""
+    return require(LITERT.module, package=LITERT.package, extra=LITERT.extra, purpose=purpose)
+
+
+def tflite_fallbacks(failure: GateFailure) -> Iterator[Fallback]:
+    """``dynamic-activations``: int8 weights, each activation quantized per inference from its
+    own range instead of a calibrated one."""
+    dynamic = replace(failure.job, workdir=failure.job.workdir / "dynamic")
+    yield "dynamic-activations", lambda: failure.export(dynamic, activations="dynamic")
+
+
+EXPORTER = Exporter(format=Format.TFLITE, export=export_tflite, tools=_TOOLS,
+                    fallbacks=tflite_fallbacks)

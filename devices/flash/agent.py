@@ -38,8 +38,9 @@ from typing import Any
 MANIFEST = "edgekit.json"
 SOURCE_MANIFEST = "edgekit.source.json"
 SIGNATURE_FILE = "edgekit.sig"
-PACKAGES = ("edgekit", "numpy", "onnxruntime", "onnxruntime-gpu", "openvino", "ai-edge-litert",
-            "tflite-runtime", "opencv-python-headless", "opencv-python", "cryptography")
+# Besides these, `facts --package P` names the runtime packages to report: the host reads them
+# from edgekit's backends (this script cannot import edgekit: it may be missing here).
+PACKAGES = ("edgekit", "numpy", "opencv-python-headless", "opencv-python", "cryptography")
 
 
 def _emit(data: dict[str, Any], code: int = 0) -> int:
@@ -164,11 +165,11 @@ def _os_name() -> str:
     return f"{platform.system()} {platform.release()}"
 
 
-def _packages() -> dict[str, str | None]:
+def _packages(runtimes: list[str]) -> dict[str, str | None]:
     from importlib import metadata
 
     found: dict[str, str | None] = {}
-    for name in PACKAGES:
+    for name in dict.fromkeys([*PACKAGES, *runtimes]):
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -204,7 +205,8 @@ def cmd_facts(args: argparse.Namespace) -> int:
     return _emit({
         "arch": platform.machine(), "os": _os_name(), "python": platform.python_version(),
         "python_path": sys.executable, "device_tree_model": _device_tree_model(),
-        "packages": _packages(), "free_bytes": _free_bytes(root), "root": str(root.absolute()),
+        "packages": _packages(args.package), "free_bytes": _free_bytes(root),
+        "root": str(root.absolute()),
         "board": None if args.no_detect else _detected_board(), "current": _current(root),
         "installed": sorted(p.name for p in (root / "versions").glob("*"))
         if (root / "versions").is_dir() else [],
@@ -452,6 +454,7 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--version", required=True)
         if name == "facts":  # the board is known (--board, inventory): skip the ~0.5 s probe
             p.add_argument("--no-detect", action="store_true")
+            p.add_argument("--package", action="append", default=[])
         if name == "activate":
             p.add_argument("--plan", required=True)
         if name in ("rollback", "status"):

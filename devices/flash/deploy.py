@@ -99,6 +99,15 @@ async def agent_call(transport: Transport, agent: str, *args: str,
                  "the inventory).") from None
 
 
+def facts_args(root: str) -> list[str]:
+    """The agent's ``facts`` command for ``root``, asking after every runtime package the
+    backends declare (the agent runs on the device's bare Python and cannot read them)."""
+    from edgekit.backends import runtimes
+
+    packages = dict.fromkeys(r.package for r in runtimes())
+    return ["facts", "--root", root, *(a for p in packages for a in ("--package", p))]
+
+
 async def install_agent(transport: Transport) -> str:
     """Uploads agent.py (named by its hash, so a changed agent is a new file)."""
     digest = hashlib.sha256(AGENT.read_bytes()).hexdigest()[:12]
@@ -137,7 +146,7 @@ async def _flash(transport: Transport, bundle: Bundle, settings: FlashSettings,
                  result: FlashResult) -> None:
     root = transport.target.root
     agent = await install_agent(transport)
-    _, facts = await agent_call(transport, agent, "facts", "--root", root,
+    _, facts = await agent_call(transport, agent, *facts_args(root),
                                 *(("--no-detect",) if settings.board else ()))
     result.previous = result.active = facts.get("current")
     plan = make_plan(bundle, facts, board=settings.board, golden=settings.golden,
@@ -226,7 +235,7 @@ async def _upload_failed(transport: Transport, agent: str, plan: Plan, name: str
     still = f"'{result.previous}' is still active" if result.previous else "nothing was active"
     try:
         _, facts = await asyncio.wait_for(
-            agent_call(transport, agent, "facts", "--root", transport.target.root), 30)
+            agent_call(transport, agent, *facts_args(transport.target.root)), 30)
     except Exception:  # noqa: BLE001 - the connection is gone: that is the diagnosis
         raise FlashError(
             f"{transport.target.name}: the connection dropped while sending '{name}' "

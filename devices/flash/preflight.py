@@ -12,18 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgekit.bundle import MANIFEST, Artifact, Bundle, Format, sha256_file
+from edgekit.backends import format_runtimes
+from edgekit.bundle import MANIFEST, Artifact, Bundle, sha256_file
 from edgekit.signing import SIGNATURE_FILE
 
 from ..profiles import BoardProfile, load_profile, profiles
 from .targets import FlashError
 
-# Which installed distributions can run each format on a device (any one of them).
-FORMAT_PACKAGES: dict[Format, tuple[str, ...]] = {
-    Format.ONNX: ("onnxruntime", "onnxruntime-gpu"),
-    Format.TFLITE: ("ai-edge-litert", "tflite-runtime"),
-    Format.OPENVINO: ("openvino",),
-}
 ARCH_ALIASES = {"arm64": "aarch64", "amd64": "x86_64"}
 MIN_PYTHON = (3, 10)
 SPACE_MARGIN = 1 << 20  # the manifest rewrite and state file need a little room too
@@ -134,8 +129,9 @@ def _device_problems(facts: dict[str, Any], profile: BoardProfile, artifact: Art
         problems.append(f"Python {facts.get('python')} at {facts.get('python_path')} is older "
                         f"than {'.'.join(map(str, MIN_PYTHON))}")
     packages = facts.get("packages", {})
-    runtimes = [p for p in FORMAT_PACKAGES.get(artifact.format, ()) if p in profile.runtimes] \
-        or list(FORMAT_PACKAGES.get(artifact.format, ()))
+    # Any one of the packages the format's backend declares (its runtime and fallbacks).
+    candidates = list(dict.fromkeys(r.package for _, r in format_runtimes(artifact.format)))
+    runtimes = [p for p in candidates if p in profile.runtimes] or candidates
     if not any(packages.get(p) for p in runtimes):
         problems.append(f"no runtime for {artifact.key}: install {' or '.join(runtimes)}")
     if health:

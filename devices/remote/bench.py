@@ -23,13 +23,21 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from edgekit.backends import runtimes
 from edgekit.bench.flops import bundle_flops, utilisation
 from edgekit.bench.result import BenchResult
 from edgekit.bundle import Artifact, Bundle
 from edgekit.errors import BundleError, EdgekitError
 
-from ..detect import RUNTIMES
-from ..flash.deploy import FlashResult, FlashSettings, _upload, agent_call, install_agent, put_json
+from ..flash.deploy import (
+    FlashResult,
+    FlashSettings,
+    _upload,
+    agent_call,
+    facts_args,
+    install_agent,
+    put_json,
+)
 from ..flash.fleet import Host
 from ..flash.preflight import Plan, StagedFile, _device_problems, _files, choose_board, version_id
 from ..flash.targets import FlashError, Target, Transport
@@ -192,12 +200,12 @@ async def _bench(transport: Transport, bundle: Bundle, host: Host, settings: Rem
     root = transport.target.root
     say("connected; reading the device's facts")
     agent = await install_agent(transport)
-    _, facts = await agent_call(transport, agent, "facts", "--root", root)
+    _, facts = await agent_call(transport, agent, *facts_args(root))
     profile, source, chosen, artifacts, skipped = select_artifacts(
         bundle, facts, board=host.board or settings.board, matrix=settings.matrix)
     out.board, out.board_source, out.chosen = profile.name, source, chosen.key
     packages = facts.get("packages") or {}
-    out.runtimes = {name: packages[name] for name in RUNTIMES if packages.get(name)}
+    out.runtimes = {r.package: packages[r.package] for r in runtimes() if packages.get(r.package)}
     out.artifacts, out.skipped = [a.key for a in artifacts], skipped
     for key, why in skipped.items():
         say(f"skipped {key}: {why}")

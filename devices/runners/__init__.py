@@ -17,7 +17,7 @@ from edgekit.registry import Registry
 
 from ..detect import Facts, detect_board, gather_facts
 from ..profiles import BoardProfile, load_profile
-from .base import SUFFIX_FORMATS, Plan, Request, Runner, measured_choice
+from .base import Plan, Request, Runner, measured_choice
 
 # family -> "module:plan" (a function (bundle, board, request, facts) -> Plan)
 RUNNERS: Registry[Callable[..., Plan]] = Registry("runner family", {
@@ -94,5 +94,5 @@ def load_runner(model: str | Path | Bundle, *, board: BoardProfile | str | None 
     return Runner(detector, profile, chosen)
 
 
-__all__ = ["RUNNERS", "SUFFIX_FORMATS", "Plan", "Request", "Runner", "load_runner",
+__all__ = ["RUNNERS", "Plan", "Request", "Runner", "load_runner",
            "make_plan", "open_model", "resolve_board"]

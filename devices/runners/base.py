@@ -14,21 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.backends import BackendOptions
-from edgekit.bundle import FORMAT_SUFFIXES, Artifact, Bundle, Format, Precision
+from edgekit.backends import BackendOptions, format_runtimes
+from edgekit.bundle import Artifact, Bundle, Format, Precision
 from edgekit.errors import BundleError, MissingDependencyError, UnknownNameError
 
 from ..detect import Facts
 from ..profiles import BoardProfile
 
-# Which backend runs a format, and the pip package that backend needs, best first.
-FORMAT_RUNTIMES: dict[Format, tuple[tuple[str, str], ...]] = {
-    Format.ONNX: (("onnxruntime", "onnxruntime"), ("onnxruntime", "onnxruntime-gpu")),
-    Format.OPENVINO: (("openvino", "openvino"),),
-    Format.TFLITE: (("litert", "ai-edge-litert"), ("litert", "tflite-runtime")),
-}
-# Read from the formats' own suffix table (edgekit.bundle.FORMAT_SUFFIXES).
-SUFFIX_FORMATS = {s: f for f, suffixes in FORMAT_SUFFIXES.items() for s in suffixes}
 CACHE_ROOT = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgekit"
 
 
@@ -55,9 +47,10 @@ class Plan:
 
 
 def backend_for_format(fmt: Format, facts: Facts) -> str | None:
-    """The backend that runs ``fmt`` here, or None when none of its runtimes is installed."""
-    for backend, package in FORMAT_RUNTIMES[fmt]:
-        if facts.has_runtime(package):
+    """The backend that runs ``fmt`` here, or None when none of its runtimes is installed
+    (the runtimes and their fallbacks as each backend declares them)."""
+    for backend, runtime in format_runtimes(fmt):
+        if facts.has_runtime(runtime.package):
             return backend
     return None
 
@@ -127,7 +120,7 @@ def first_runnable(
         backend = backend_for_format(artifact.format, facts)
         if backend is not None:
             return artifact, backend
-    needs = sorted({pkg for a in found for _, pkg in FORMAT_RUNTIMES[a.format]})
+    needs = sorted({r.package for a in found for _, r in format_runtimes(a.format)})
     raise MissingDependencyError(
         " or ".join(needs), purpose=f"running {', '.join(a.key for a in found)} on '{board.name}'"
     )

@@ -13,7 +13,6 @@ int8 files).
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,7 @@ import numpy as np
 from ..bundle import Format, Layout
 from ..errors import EdgekitError, MissingDependencyError, ModelError
 from ..native_log import native_stderr_to_log
-from .base import Backend, BackendOptions, Capabilities, TensorInfo
-
-# Interpreter modules in order of preference: (module, pip package).
-INTERPRETERS = (("ai_edge_litert.interpreter", "ai-edge-litert"),
-                ("tflite_runtime.interpreter", "tflite-runtime"))
+from .base import Backend, BackendOptions, Capabilities, Runtime, TensorInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,15 +41,6 @@ class Quantization:
         return (q.astype(np.float32) - np.float32(self.zero_point)) * np.float32(self.scale)
 
 
-def _import_interpreter() -> tuple[Any, str]:
-    for module, package in INTERPRETERS:
-        try:
-            return importlib.import_module(module), package
-        except ImportError:
-            continue
-    raise MissingDependencyError("ai-edge-litert", extra="litert", purpose="running .tflite")
-
-
 class LiteRtBackend(Backend):
     """Runs ``.tflite`` files with LiteRT.
 
@@ -68,10 +54,17 @@ class LiteRtBackend(Backend):
 
     name = "litert"
     capabilities = Capabilities(formats=frozenset({Format.TFLITE}), devices=("cpu",))
+    format = Format.TFLITE
+    suffixes = (".tflite",)
+    # tflite-runtime: old boards' fallback; it needs numpy<2 (see _load_error).
+    runtimes = (Runtime(module="ai_edge_litert.interpreter", package="ai-edge-litert",
+                        extra="litert"),
+                Runtime(module="tflite_runtime.interpreter", package="tflite-runtime"))
 
     def __init__(self, path: Path, *, options: BackendOptions) -> None:
         super().__init__(path, options=options)
-        module, self.package = _import_interpreter()
+        module, runtime = self.import_runtime(purpose="running .tflite")
+        self.package = runtime.package
         if not self.path.is_file():
             raise ModelError(f"{self.path}: no such model file.")
         self.xnnpack = options.extra.get("xnnpack", True) is not False
@@ -100,11 +93,12 @@ class LiteRtBackend(Backend):
     def _load_error(self, exc: Exception) -> EdgekitError:
         text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else repr(exc)
         if "_ARRAY_API" in str(exc) or "numpy" in str(exc).lower():
+            first, fallback = self.runtimes
             return MissingDependencyError(
-                "ai-edge-litert", extra="litert",
+                first.package, extra=first.extra,
                 purpose=f"running .tflite with numpy {np.__version__}: {self.package} was "
                         "built for numpy 1.x and cannot run with numpy 2 (install "
-                        "ai-edge-litert, or numpy<2 for tflite-runtime)")
+                        f"{first.package}, or numpy<2 for {fallback.package})")
         return ModelError(f"LiteRT ({self.package}) cannot load {self.path}: {text}",
                           hint="Check that the file is a complete .tflite model.")
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from ..bundle import Format
-from ..errors import ModelError, require
-from .base import Backend, BackendOptions, Capabilities, TensorInfo
+from ..errors import ModelError
+from .base import Backend, BackendOptions, Capabilities, Runtime, TensorInfo
 
 # Provider chains per requested device, best first; CPU always closes the chain so the
 # session can be created, and executed_on tells the truth afterwards.
@@ -45,10 +45,15 @@ class OnnxRuntimeBackend(Backend):
 
     name = "onnxruntime"
     capabilities = Capabilities(formats=frozenset({Format.ONNX}), devices=tuple(PROVIDER_CHAINS))
+    format = Format.ONNX
+    suffixes = (".onnx",)
+    # onnxruntime-gpu (Jetson, CUDA hosts) installs the same module as plain onnxruntime.
+    runtimes = (Runtime(module="onnxruntime", package="onnxruntime", extra="onnxruntime"),
+                Runtime(module="onnxruntime", package="onnxruntime-gpu"))
 
     def __init__(self, path: Path, *, options: BackendOptions) -> None:
         super().__init__(path, options=options)
-        ort = require("onnxruntime", extra="onnxruntime", purpose="running .onnx models")
+        ort, _ = self.import_runtime(purpose="running .onnx models")
         self.requested = self._providers(ort, options)
         so = ort.SessionOptions()
         if options.threads:

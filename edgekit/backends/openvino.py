@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from ..bundle import Format
-from ..errors import EdgekitError, ModelError, require
-from .base import Backend, BackendOptions, Capabilities, TensorInfo
+from ..errors import EdgekitError, ModelError
+from .base import Backend, BackendOptions, Capabilities, Runtime, TensorInfo
 
 log = logging.getLogger("edgekit")
 
@@ -59,10 +59,13 @@ class OpenVinoBackend(Backend):
     name = "openvino"
     capabilities = Capabilities(formats=frozenset({Format.OPENVINO, Format.ONNX}),
                                 devices=("cpu", "gpu", "npu", "auto"))
+    format = Format.OPENVINO
+    suffixes = (".xml",)  # the IR's weights sit beside it in a .bin of the same stem
+    runtimes = (Runtime(module="openvino", package="openvino", extra="openvino"),)
 
     def __init__(self, path: Path, *, options: BackendOptions) -> None:
         super().__init__(path, options=options)
-        ov = require("openvino", extra="openvino", purpose="running OpenVINO models")
+        ov, _ = self.import_runtime(purpose="running OpenVINO models")
         self._version = ov.get_version().split("-")[0]
         if not self.path.is_file():
             raise ModelError(f"{self.path}: no such model file.")

@@ -7,9 +7,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..backends import format_of
 from ..bundle import Artifact, Bundle, Format, Manifest, Precision
 from ..errors import EdgekitError
-from .harness import SUFFIX_FORMATS, BenchSettings, Context, bench_file, bench_runner
+from .harness import BenchSettings, Context, bench_file, bench_runner
 from .result import BenchResult
 
 
@@ -71,7 +72,7 @@ def bench(model: str | Path, *, settings: BenchSettings, board: str | None = Non
 def _bench_plain(path: Path, profile: Any, request: Any, facts: Any, ctx: Context,
                  settings: BenchSettings) -> BenchResult:
     _, runners = _devices()
-    fmt = SUFFIX_FORMATS.get(path.suffix.lower())
+    fmt = format_of(path)
     if fmt is None or not path.is_file():
         # No plan to make: let the loader try every runtime and say why each failed.
         return bench_file(path, settings=settings, context=ctx,

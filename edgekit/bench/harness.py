@@ -16,21 +16,22 @@ from typing import Any
 
 import numpy as np
 
-from ..backends import BACKENDS, Backend, BackendOptions, TensorInfo
-from ..bundle import FORMAT_SUFFIXES, Format, utc_now
+from ..backends import (
+    BACKENDS,
+    Backend,
+    BackendOptions,
+    TensorInfo,
+    format_of,
+    install_hint,
+    readers,
+)
+from ..bundle import utc_now
 from ..errors import EdgekitError, ModelError
 from .fingerprint import fingerprint
 from .memory import PeakRss
 from .result import BenchResult
 from .stats import fps, summarize
 
-SUFFIX_FORMATS = {s: f for f, suffixes in FORMAT_SUFFIXES.items() for s in suffixes}
-# Backends that can read each format, best first (OpenVINO reads ONNX as well).
-FORMAT_CANDIDATES: dict[Format, tuple[str, ...]] = {
-    Format.ONNX: ("onnxruntime", "openvino"),
-    Format.OPENVINO: ("openvino",),
-    Format.TFLITE: ("litert",),
-}
 _RUNTIME_PRECISIONS = {"f32": "fp32", "f16": "fp16", "bf16": "bf16", "i8": "int8"}
 
 
@@ -136,9 +137,7 @@ def load_model_file(path: Path, *, backend: str | None = None,
         raise ModelError(f"{path}: no such model file.",
                          hint="Give a .onnx, .tflite or OpenVINO .xml file, or a bundle dir.")
     options = options or BackendOptions()
-    fmt = SUFFIX_FORMATS.get(path.suffix.lower())
-    names = list(FORMAT_CANDIDATES[fmt] if fmt else dict.fromkeys(
-        n for c in FORMAT_CANDIDATES.values() for n in c))
+    names = readers(format_of(path))  # OpenVINO reads ONNX as well; all for an odd suffix
     attempts = [(backend, options)] if backend else []
     attempts += [(n, options if not backend else BackendOptions(threads=options.threads))
                  for n in names if n != backend]
@@ -151,7 +150,7 @@ def load_model_file(path: Path, *, backend: str | None = None,
     raise ModelError(
         f"None of the installed runtimes can load {path}: " + "; ".join(failures),
         hint="Check the file is complete, or install the runtime for its format "
-             "(pip install 'edgekit[onnxruntime]', '[openvino]' or '[litert]').")
+             f"({install_hint()}).")
 
 
 def ran_precision(backend: Backend, stored: str | None) -> tuple[str, str | None]:
@@ -258,5 +257,5 @@ def bench_runner(open_runner: Callable[[], Any], *, settings: BenchSettings, con
 
 
 def _format_of(backend: Backend) -> str:
-    fmt = SUFFIX_FORMATS.get(backend.path.suffix.lower())
+    fmt = format_of(backend.path)
     return str(fmt) if fmt else backend.name
