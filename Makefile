@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 OUT     ?= out
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup system-deps demo test lint sample-bundle train-sample clean
+.PHONY: setup system-deps demo test lint sample-bundle train-sample train-reference clean
 
 setup: $(STAMP)
 
@@ -63,8 +63,15 @@ lint: setup
 sample-bundle: setup
 	$(BIN)/edgekit export sample -o edgekit/sample/bundle --to onnx --precision fp32
 
+# Both write edgekit/sample/<model>_detector.pt when a run beats the best so far. The reference
+# model trains in resumable stages (state in ~/.cache/edgekit/train/reference): repeat the
+# command until it reports the end of the schedule; MINUTES bounds each run.
+MINUTES ?= 30
 train-sample: setup
-	$(BIN)/python samples/train_sample_detector.py
+	$(BIN)/python samples/train_detector.py --model sample --fresh --minutes 18
+
+train-reference: setup
+	$(BIN)/python samples/train_detector.py --model reference --minutes $(MINUTES)
 
 clean:
 	rm -rf $(OUT) $(VENV)

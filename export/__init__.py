@@ -40,6 +40,7 @@ from edgekit.registry import Registry
 
 from .jobs import Exporter
 from .loaders import SAMPLE, LoadedModel, load_model, tool_versions
+from .shipped import SHIPPED
 
 __all__ = ["export", "load_model", "LoadedModel", "EXPORTERS", "SAMPLE", "DEFAULT_IMGSZ",
            "ExportIncomplete", "export_onnx", "describe_onnx", "check_parity"]
@@ -104,7 +105,8 @@ def export(model: Any, out: str | Path, *, formats: Iterable[Format | str] = (Fo
 
     Args:
         model: An ``nn.Module``, a ``.pt2``/TorchScript/``.onnx`` path, a
-            ``"package.module:factory"`` string (with ``weights``), ``"sample"``, or a
+            ``"package.module:factory"`` string (with ``weights``), a shipped detector's name
+            (``"sample"``, ``"reference"``: :data:`~edgekit.export.shipped.SHIPPED`), or a
             :class:`LoadedModel`.
         out: The bundle directory; an existing bundle there is replaced only once the new
             one is complete.
@@ -122,7 +124,8 @@ def export(model: Any, out: str | Path, *, formats: Iterable[Format | str] = (Fo
         labels: Class names. Default: the model's own, else ``class0..``.
         name: Bundle name. Default: derived from the source.
         opset: ONNX opset to pin.
-        weights: State dict for a ``module:factory`` source (or custom sample weights).
+        weights: State dict for a ``module:factory`` source (or another checkpoint for a
+            shipped detector).
         scheme: ONNX INT8 scheme, "u8s8" (x86) or "s8s8" (TensorRT, Arm). Default: this
             machine's.
         calib_count: Most calibration images to use (default
@@ -379,6 +382,6 @@ def _default_name(loaded: LoadedModel) -> str:
         return Path(loaded.source).stem
     if loaded.kind == "factory":
         return loaded.source.split(" + ")[0].rsplit(":", 1)[-1]
-    return loaded.kind if loaded.kind == SAMPLE else loaded.source.lower()
+    return loaded.kind if loaded.kind in SHIPPED else loaded.source.lower()
 
 

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 from edgekit.bundle import sha256_file
 from edgekit.errors import MissingDependencyError, ModelError
 
+from .shipped import SHIPPED, shipped_names
+
 if TYPE_CHECKING:
     import onnx
     import torch
@@ -48,7 +50,8 @@ class LoadedModel:
     Attributes:
         module: A torch module in eval mode (None for an ONNX source).
         onnx_path: The ONNX file of an ONNX source, taken as-is (None for torch sources).
-        kind: What the source was: module, pt2, torchscript, factory, onnx or sample.
+        kind: What the source was: module, pt2, torchscript, factory, onnx, or the shipped
+            detector's name (sample, reference).
         source: The source as the user gave it (a path, ``pkg.mod:factory``, a class name).
         source_sha256: sha256 of the source file (the weights file for a factory), or of the
             state dict for an in-memory module.
@@ -78,10 +81,11 @@ def load_model(source: Any, *, weights: str | Path | None = None,
     Args:
         source: An ``nn.Module``; a path to a ``.pt2`` torch.export program, a TorchScript
             file or an ``.onnx`` file; a ``"package.module:factory"`` string (with
-            ``weights``); or ``"sample"`` for the shipped sample detector.
+            ``weights``); or the name of a shipped detector (``"sample"``, ``"reference"``:
+            :data:`edgekit.export.shipped.SHIPPED`).
         weights: A state dict file (or a checkpoint dict with a ``state_dict``/``model`` key)
-            loaded into the module a factory builds; for the sample, a checkpoint written by
-            ``samples/train_sample_detector.py``.
+            loaded into the module a factory builds; for a shipped detector, a checkpoint
+            written by ``samples/train_detector.py``.
         imgsz: Input size, for models built for one size (the sample's anchor grid).
 
     Returns:
@@ -97,8 +101,8 @@ def load_model(source: Any, *, weights: str | Path | None = None,
         _no_weights(weights, type(source).__name__)
         return _from_module(source)
     text = str(source)
-    if text == SAMPLE:
-        return _from_sample(weights, imgsz)
+    if text in SHIPPED:
+        return _from_shipped(text, weights, imgsz)
     path = Path(text).expanduser()
     if not path.exists() and _FACTORY.match(text):
         return _from_factory(text, weights)
@@ -116,7 +120,8 @@ def _no_weights(weights: str | Path | None, source: str) -> None:
     if weights is not None:
         raise ModelError(
             f"A weights file was given for {source}, which carries its own weights.",
-            hint="Pass weights only with a 'package.module:factory' source or 'sample'.",
+            hint="Pass weights only with a 'package.module:factory' source or "
+                 f"{shipped_names()}.",
         )
 
 
@@ -160,7 +165,7 @@ def _from_file(path: Path) -> LoadedModel:
         raise ModelError(
             f"{path} {what}.",
             hint="Pass a .pt2, TorchScript or .onnx file, 'package.module:factory' with "
-                 "weights, or 'sample'.",
+                 f"weights, or {shipped_names()}.",
         )
     try:
         with open(path, "rb") as handle:
@@ -325,26 +330,27 @@ def _from_factory(spec: str, weights: str | Path | None) -> LoadedModel:
                         description=f"{spec}() with weights {path.name}")
 
 
-def _from_sample(weights: str | Path | None, imgsz: int | None) -> LoadedModel:
+def _from_shipped(name: str, weights: str | Path | None, imgsz: int | None) -> LoadedModel:
     torch = _torch()
-    from edgekit.export.models import yolo_lite
+    from edgekit.export.models.checkpoint import load_checkpoint
 
-    path = Path(weights).expanduser() if weights else Path(yolo_lite.SAMPLE_WEIGHTS)
+    shipped = SHIPPED[name]
+    path = Path(weights).expanduser() if weights else shipped.weights
     if not path.is_file():
-        raise ModelError(f"Sample detector weights {path} do not exist.",
-                         hint="Train them with `python samples/train_sample_detector.py`, or "
+        raise ModelError(f"The {name} detector's weights {path} do not exist.",
+                         hint=f"Train them with `{shipped.train}` in a source checkout, or "
                               "reinstall edgekit.")
     try:
         # The anchor grid is built for one input size, so the size is fixed at load time.
-        module = yolo_lite.load_checkpoint(path, imgsz=imgsz)
+        module = load_checkpoint(path, imgsz=imgsz)
         checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated file, foreign checkpoint, imgsz not a multiple of 32
-        raise ModelError(f"Cannot load the sample detector from {path}: {first_line(exc)}",
-                         hint="Pass a checkpoint written by samples/train_sample_detector.py "
+        raise ModelError(f"Cannot load the {name} detector from {path}: {first_line(exc)}",
+                         hint="Pass a checkpoint written by samples/train_detector.py "
                               "and an imgsz that is a multiple of 32.") from None
     return _from_module(
-        module, kind="sample", source=SAMPLE if not weights else f"{SAMPLE} + {path}",
-        source_sha256=sha256_file(path), description=f"edgekit sample detector ({path.name})",
+        module, kind=name, source=name if not weights else f"{name} + {path}",
+        source_sha256=sha256_file(path), description=f"{shipped.summary} ({path.name})",
         labels=_sample_labels(checkpoint, module.num_classes), imgsz=(module.imgsz,) * 2,
     )
 

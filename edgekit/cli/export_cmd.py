@@ -109,7 +109,10 @@ def export_command(
     opset: int,
     json_path: str | None,
 ) -> None:
-    """Export MODEL (`sample`, .pt2, TorchScript, .onnx, or module:factory) to a bundle.
+    """Export MODEL (`sample`, `reference`, .pt2, TorchScript, .onnx, or module:factory).
+
+    `sample` is the small shipped detector (320x320); `reference` the YOLOv8n-class one
+    (3 M parameters, 640x640), for figures at the size users deploy.
 
     Every --to format is written at every --precision; with --val each artifact is evaluated
     against fp32 and the command exits 1 when one drops more than --max-drop.

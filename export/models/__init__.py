@@ -1,5 +1,8 @@
 """Detector definitions that edgekit ships and exports (installed as ``edgekit.export.models``)."""
 
-from .yolo_lite import SAMPLE_WEIGHTS, Decode, YoloLite, build_sample_detector, load_checkpoint
+from .checkpoint import ARCHITECTURES, build_model, build_shipped, load_checkpoint
+from .yolo_lite import SAMPLE_WEIGHTS, Decode, YoloLite, build_sample_detector
+from .yolov8 import YoloV8
 
-__all__ = ["SAMPLE_WEIGHTS", "Decode", "YoloLite", "build_sample_detector", "load_checkpoint"]
+__all__ = ["ARCHITECTURES", "SAMPLE_WEIGHTS", "Decode", "YoloLite", "YoloV8", "build_model",
+           "build_sample_detector", "build_shipped", "load_checkpoint"]

@@ -31,10 +31,9 @@ BOX_RANGE = 4.0
 
 def sample_weights_path() -> Path:
     """Returns where the shipped sample weights live inside the installed ``edgekit`` package."""
-    import edgekit
+    from edgekit.export.shipped import SHIPPED
 
-    # __path__ rather than __file__: it also works while edgekit is a namespace package.
-    return Path(next(iter(edgekit.__path__))) / "sample" / "sample_detector.pt"
+    return SHIPPED["sample"].weights
 
 
 SAMPLE_WEIGHTS: Path = sample_weights_path()
@@ -67,24 +66,27 @@ class ConvBNAct(nn.Module):
 
 
 class Bottleneck(nn.Module):
-    """Two 3x3 convs with a residual add."""
+    """Two 3x3 convs, with a residual add unless ``shortcut`` is False (YOLOv8's neck)."""
 
-    def __init__(self, c: int) -> None:
+    def __init__(self, c: int, *, shortcut: bool = True) -> None:
         super().__init__()
         self.cv1, self.cv2 = ConvBNAct(c, c, 3), ConvBNAct(c, c, 3)
+        self.shortcut = shortcut
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.cv2(self.cv1(x))
+        y = self.cv2(self.cv1(x))
+        return x + y if self.shortcut else y
 
 
 class C2f(nn.Module):
     """YOLOv8's C2f (split, n bottlenecks, concat every stage, 1x1 fuse)."""
 
-    def __init__(self, c_in: int, c_out: int, n: int = 1) -> None:
+    def __init__(self, c_in: int, c_out: int, n: int = 1, *, shortcut: bool = True) -> None:
         super().__init__()
         self.hidden = c_out // 2
         self.cv1 = ConvBNAct(c_in, 2 * self.hidden, 1)
-        self.blocks = nn.ModuleList(Bottleneck(self.hidden) for _ in range(n))
+        self.blocks = nn.ModuleList(Bottleneck(self.hidden, shortcut=shortcut)
+                                    for _ in range(n))
         self.cv2 = ConvBNAct((2 + n) * self.hidden, c_out, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -160,11 +162,7 @@ class YoloLite(nn.Module):
 
     def __init__(self, num_classes: int = 7, *, width: float = 1.0, imgsz: int = 320) -> None:
         super().__init__()
-        if imgsz % STRIDES[-1]:
-            raise ValueError(f"imgsz must be a multiple of {STRIDES[-1]}, got {imgsz}.")
-        self.num_classes, self.width, self.imgsz = num_classes, width, imgsz
-        # Static cell counts per level: reshapes export as constants, with no Shape/Gather ops.
-        self.cells = tuple((imgsz // s) ** 2 for s in STRIDES)
+        self.num_classes, self.width = num_classes, width
         c1, c2, c3, c4, c5 = (max(8, int(round(c * width / 8)) * 8)
                               for c in (16, 32, 64, 128, 192))
         self.stem = nn.Sequential(ConvBNAct(3, c1, 3, 2), ConvBNAct(c1, c2, 3, 2), C2f(c2, c2))
@@ -181,8 +179,18 @@ class YoloLite(nn.Module):
         c_box = max(16, c3 // 2)
         c_cls = max(num_classes, c3 // 2)
         self.heads = nn.ModuleList(Head(c, c_box, c_cls, num_classes) for c in (c3, c4, c5))
-        self.decode = Decode(num_classes, imgsz)
+        self.set_imgsz(imgsz)
         self._init_biases()
+
+    def set_imgsz(self, imgsz: int) -> None:
+        """Rebuilds the anchor grid for another square input size (the weights do not depend
+        on it: training on crops uses this)."""
+        if imgsz % STRIDES[-1]:
+            raise ValueError(f"imgsz must be a multiple of {STRIDES[-1]}, got {imgsz}.")
+        self.imgsz = imgsz
+        # Static cell counts per level: reshapes export as constants, with no Shape/Gather ops.
+        self.cells = tuple((imgsz // s) ** 2 for s in STRIDES)
+        self.decode = Decode(self.num_classes, imgsz)
 
     def _init_biases(self) -> None:
         # Class prior 0.01 (focal-loss practice) so early training is not swamped by
@@ -222,23 +230,10 @@ class YoloLite(nn.Module):
         """The constructor arguments, for checkpoints."""
         return {"num_classes": self.num_classes, "width": self.width, "imgsz": self.imgsz}
 
-
-def load_checkpoint(path: str | Path, *, imgsz: int | None = None) -> YoloLite:
-    """Builds a YoloLite from a checkpoint written by ``samples/train_sample_detector.py``.
-
-    Args:
-        path: The ``.pt`` file (``{"state_dict", "config", "metrics"}``).
-        imgsz: Input size to build the grid for; defaults to the trained one.
-
-    Returns:
-        The model in eval mode, float32.
-    """
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    cfg = ckpt["config"]
-    model = YoloLite(int(cfg["num_classes"]), width=float(cfg["width"]),
-                     imgsz=int(imgsz or cfg["imgsz"]))
-    model.load_state_dict({k: v.float() for k, v in ckpt["state_dict"].items()})
-    return model.eval()
+    @classmethod
+    def from_config(cls, config: dict[str, Any], *, imgsz: int | None = None) -> YoloLite:
+        return cls(int(config["num_classes"]), width=float(config["width"]),
+                   imgsz=int(imgsz or config["imgsz"]))
 
 
 def build_sample_detector(*, imgsz: int | None = None) -> YoloLite:
@@ -248,9 +243,6 @@ def build_sample_detector(*, imgsz: int | None = None) -> YoloLite:
         FileNotFoundError: the weights file is not installed; it names the path and the script
             that produces it.
     """
-    if not SAMPLE_WEIGHTS.is_file():
-        raise FileNotFoundError(
-            f"Sample weights not found at {SAMPLE_WEIGHTS}. Train them with "
-            "`python samples/train_sample_detector.py`, or reinstall edgekit."
-        )
-    return load_checkpoint(SAMPLE_WEIGHTS, imgsz=imgsz)
+    from .checkpoint import build_shipped
+
+    return build_shipped("sample", imgsz=imgsz)

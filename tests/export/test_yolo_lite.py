@@ -6,12 +6,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from edgekit.export.models.checkpoint import load_checkpoint  # noqa: E402
 from edgekit.export.models.yolo_lite import (  # noqa: E402
     SAMPLE_WEIGHTS,
     Decode,
     YoloLite,
     build_sample_detector,
-    load_checkpoint,
 )
 
 IMGSZ = 64
@@ -66,6 +66,7 @@ def test_checkpoint_roundtrip(tmp_path, model: YoloLite) -> None:
     path = tmp_path / "m.pt"
     state = {k: v.half() if v.dtype.is_floating_point else v
              for k, v in model.state_dict().items()}
+    # No "arch" key: checkpoints from before the architecture registry are YoloLite.
     torch.save({"state_dict": state, "config": model.config(), "metrics": {}}, path)
     loaded = load_checkpoint(path)
     x = torch.rand(1, 3, IMGSZ, IMGSZ)
