@@ -46,9 +46,10 @@ def make_video(path: Path, frames: int, size: tuple[int, int] = (640, 480)) -> P
 
 
 def model_only(detector: Detector, video: Path) -> dict:
-    from edgekit.media import iter_media
+    from edgekit.sources import open_source
 
-    images = [item.image for item in iter_media(video)]  # decoded up front: model time only
+    with open_source(str(video)) as source:  # decoded up front: model time only
+        images = [frame.image for frame in source.frames() if frame is not None]
     detector(images[0])
     stages = {"preprocess": [], "inference": [], "postprocess": []}
     t0 = time.perf_counter()

@@ -20,15 +20,14 @@ from typing import Any
 import numpy as np
 
 from edgekit.bundle import InputSpec
-from edgekit.data.dataset import IMAGE_SUFFIXES, Dataset, load_dataset
+from edgekit.data.dataset import Dataset, load_dataset
 from edgekit.errors import DatasetError
+from edgekit.sources.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
-__all__ = ["Calibration", "load_calibration", "DEFAULT_SAMPLES", "MIN_SAMPLES",
-           "VIDEO_SUFFIXES"]
+__all__ = ["Calibration", "load_calibration", "DEFAULT_SAMPLES", "MIN_SAMPLES"]
 
 DEFAULT_SAMPLES = 200  # enough for stable min/max scales; each one costs an inference per tool
 MIN_SAMPLES = 50
-VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 # A folder laid out as a dataset (labels or annotations beside the images) is read as one, so
 # the same --val folder can serve as calibration data.
 _DATASET_MARKERS = ("data.yaml", "dataset.yaml", "classes.txt", "annotations.json",

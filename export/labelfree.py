@@ -18,9 +18,10 @@ import numpy as np
 
 from edgekit.data.dataset import Dataset, Sample
 from edgekit.errors import DatasetError, ModelError
+from edgekit.sources.media import VIDEO_SUFFIXES
 from edgekit.types import Detections
 
-from .calibration import _DATASET_MARKERS, VIDEO_SUFFIXES, _from_path, evenly
+from .calibration import _DATASET_MARKERS, _from_path, evenly
 
 __all__ = ["DEFAULT_FRAMES", "Unlabelled", "frames_dataset", "is_unlabelled", "note",
            "pseudo_labelled", "read_frames"]

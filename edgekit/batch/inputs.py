@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import DatasetError
-from ..media import VIDEO_SUFFIXES
+from ..sources.media import VIDEO_SUFFIXES
 
 # A file with one of these suffixes is a list of inputs, one per line ('#' starts a comment).
 LIST_SUFFIXES = frozenset({".txt", ".lst", ".list"})

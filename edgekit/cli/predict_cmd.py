@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import Any
 
 import click
 
 from . import _options as opt
 from ._ui import progress_bar, results, say, table, warn
-
-# Live sources belong to `edgekit run` (threads, reconnects, newest frame only); predict reads
-# files, where every frame is wanted in order.
-_LIVE_SCHEMES = ("rtsp", "rtsps", "http", "https", "csi", "picam", "testsrc", "v4l2")
 
 
 @click.command("predict")
@@ -50,69 +45,127 @@ def predict(
     Live sources (rtsp://, http://, cameras) run with `edgekit run`. Unreadable images in a
     folder are skipped with a warning; the command then exits 1 after the others are done.
     """
-    from ..errors import DatasetError, EdgekitError
-    from ..media import iter_media, media_kind, output_names, video_fps
     from ..outputs import OutputFolder, check_separate
-    from .predict_sinks import ImageSink, VideoSink
+    from ..sinks import open_sink
+    from ..sources import open_source
 
-    path = _file_source(source)
+    path, kind = _file_source(source)
     detector = opt.open_detector(model, format_, precision, threads, explain=explain)
-    kind = media_kind(path)
     check_separate([path], out)  # before anything is written
+    reader = open_source(str(path))
+    annotated = open_sink(str(out / f"{path.stem}.mp4") if kind == "video" else f"{out}/")
+    jsonl = open_sink(str(out / "detections.jsonl"))
+    for sink in (annotated, jsonl):  # what the pipeline tells its sinks: one camera, its source
+        sink.cameras, sink.sources = [path.stem], {path.stem: reader}
     folder = OutputFolder(out)
-    names = [f"{path.stem}.mp4"] if kind == "video" else output_names(path)
-    targets = folder.claim([*names, "detections.jsonl"])
-    sink = (VideoSink(folder, targets[0], video_fps(path)) if kind == "video"
-            else ImageSink(folder, targets[:-1]))
-    jsonl = targets[-1]
-    counts: dict[str, int] = {}
-    frames = 0
-    failed: list[tuple[str, str]] = []
+    names = ([Path(annotated.uri).name] if kind == "video" else
+             [annotated.target(path.stem, i).name for i in range(len(reader.files))])
+    targets = folder.claim([*names, "detections.jsonl"])  # refuses files edgekit did not write
     try:
-        with jsonl.open("w") as lines, sink, progress_bar() as bar:
+        frames, counts, failed = _detect_all(reader, (annotated, jsonl), detector, kind,
+                                             conf=conf, iou=iou)
+    finally:
+        for target in targets:
+            if target.exists():
+                folder.wrote(target)
+    _summary(kind, frames, counts, failed, annotated, jsonl)
+
+
+def _detect_all(reader: Any, sinks: tuple[Any, Any], detector: Any, kind: str, *,
+                conf: float | None, iou: float | None) -> tuple[int, dict[str, int], list[str]]:
+    """Every frame of ``reader`` through the detector into ``sinks``, in order; a folder's
+    unreadable images are skipped with a warning. Returns (frames, counts, skipped)."""
+    from ..errors import DatasetError
+    from ..sinks import Result
+
+    counts: dict[str, int] = {}
+    frames, position = 0, 0
+    failed: list[str] = []
+    camera = next(iter(sinks[0].cameras))
+    files = getattr(reader, "files", None)
+    with reader, progress_bar() as bar:
+        for sink in sinks:
+            sink.open()
+        try:
             task = bar.add_task(f"predicting ({detector.artifact.key})",
-                                total=len(names) if kind != "video" else None)
-            for item in iter_media(path):
+                                total=len(files) if files else None)
+            for frame in reader.frames():
+                position += 1
                 bar.advance(task)
-                if item.image is None:  # a folder's unreadable file: skip it, say so, go on
-                    failed.append((item.name, item.error or "unreadable"))
-                    warn(f"skipped: {item.error}")
+                if frame is None:  # a file that cannot be read: skip it, say so, go on
+                    why = _skipped(reader, files, position - 1)
+                    if files is not None and len(files) == 1:
+                        raise why  # one image given, and it is unreadable: nothing to do
+                    failed.append(why.message)
+                    warn(f"skipped: {why.message}")
                     continue
-                detections = detector(item.image, conf=conf, iou=iou)
-                sink.write(item, detections, detector.labels)
-                records = detections.to_records(detector.labels)
-                lines.write(json.dumps({"source": str(path), "name": item.name,
-                                        "index": item.index, "detections": records}) + "\n")
-                for record in records:
+                detections = detector(frame.image, conf=conf, iou=iou)
+                name = files[frame.index].stem if files else f"{camera}_{frame.index:06d}"
+                result = Result(camera, frame, detections, detector.labels,
+                                tags={"name": name})
+                for sink in sinks:
+                    sink.write(result)
+                for record in detections.to_records(detector.labels):
                     counts[record["label"]] = counts.get(record["label"], 0) + 1
                 frames += 1
-    finally:
-        if jsonl.exists():
-            folder.wrote(jsonl)
+        finally:
+            for sink in sinks:
+                sink.close()
+    if kind == "video" and not frames:
+        raise DatasetError(f"{reader.uri}: the video holds no readable frames.")
+    return frames, counts, failed
+
+
+def _skipped(reader: Any, files: list[Path] | None, position: int) -> Any:
+    """The error of the frame that ``reader`` could not deliver at ``position``."""
+    from ..errors import DatasetError
+
+    if files is not None:
+        return reader.skipped[files[position]]
+    return DatasetError(f"{reader.uri}: {reader.stats.last_error}.")
+
+
+def _summary(kind: str, frames: int, counts: dict[str, int], failed: list[str],
+             annotated: Any, jsonl: Any) -> None:
+    """The table on stdout, where the outputs are on stderr; exit 1 when images were skipped."""
+    from ..errors import DatasetError, EdgekitError
+
     unit = "frame(s)" if kind == "video" else "image(s)"
     title = f"{frames} {unit}, {sum(counts.values())} detections" + (
         f", {len(failed)} skipped" if failed else "")
     results.print(table(title, ["class", "detections"], sorted(counts.items())))
-    say("Annotated output: [bold]{}[/]{}\nDetections: [bold]{}[/]", sink.location,
-        f" ({sink.note})" if sink.note else "", jsonl)
+    say("Annotated output: [bold]{}[/]\nDetections: [bold]{}[/]", annotated.describe(),
+        jsonl.describe())
     if failed:
-        shown = "; ".join(f"{name}: {why}" for name, why in failed[:3])
+        shown = "; ".join(failed[:3])
         error = DatasetError if not frames else EdgekitError
-        exc = error(f"{len(failed)} of {len(failed) + frames} images could not be read "
+        what = "frames" if kind == "video" else "images"
+        exc = error(f"{len(failed)} of {len(failed) + frames} {what} could not be read "
                     f"({shown}{'; ...' if len(failed) > 3 else ''}).",
                     hint="Replace or remove those files; the others were processed.")
         exc.exit_code = 1
         raise exc
 
 
-def _file_source(source: str) -> Path:
-    """SOURCE as a path; a live URI is pointed to `edgekit run` instead of read as a path."""
-    from ..errors import EdgekitError
+def _file_source(source: str) -> tuple[Path, str]:
+    """SOURCE as a path and its kind ("images" or "video"), as the sources registry reads it;
+    a live URI is pointed to `edgekit run` instead of read as a path."""
+    from ..errors import DatasetError, EdgekitError
+    from ..sources import source_kind
+    from ..sources.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
-    scheme = urlsplit(source).scheme.lower()
-    if scheme in _LIVE_SCHEMES or source.startswith("/dev/video"):
+    kind = source_kind(source)
+    if kind not in ("images", "video"):
         raise EdgekitError(
             f"{source} is a live source; `edgekit predict` reads image and video files.",
             hint=f"Run it live: edgekit run MODEL --source '{source}' --sink out.mp4 "
                  "[--duration SECONDS]")
-    return Path(source.removeprefix("file://"))
+    path = Path(source.removeprefix("file://"))
+    if not path.exists():
+        raise DatasetError(f"{path}: no such file or folder.")
+    if path.is_file() and path.suffix.lower() not in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+        raise DatasetError(
+            f"{path}: unknown media type '{path.suffix.lower()}'.",
+            hint=f"Images: {', '.join(sorted(IMAGE_SUFFIXES))}; videos: "
+                 f"{', '.join(sorted(VIDEO_SUFFIXES))}; or a folder of images.")
+    return path, kind

@@ -94,8 +94,8 @@ def analytics_rows(camera: str, counts: dict[str, Any]) -> list[tuple[Any, ...]]
               help="A source URI (repeatable): video file, image folder/glob, /dev/video0, "
                    "rtsp://, http(s)://, csi://0, picam://0, testsrc://.")
 @click.option("--sink", "sinks", multiple=True,
-              help="A sink URI (repeatable): out.mp4, events.jsonl, http://127.0.0.1:8080, "
-                   "mqtt://host:1883/topic, window.")
+              help="A sink URI (repeatable): out.mp4, events.jsonl, frames/ (one JPEG a frame), "
+                   "http://127.0.0.1:8080, mqtt://host:1883/topic, window.")
 @click.option("--board", default=None, help="Board profile whose runner runs the model "
               "(default: detected); see `edgekit devices`.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import DatasetError, require
+from ..sources.media import IMAGE_SUFFIXES
 
 __all__ = ["Dataset", "Sample", "check_labels", "load_dataset"]
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 _LISTED = 5  # names shown in an error before "... (N in all)"
 _COCO_KEYS = ("images", "annotations", "categories")
 _LAYOUT_HINT = (

@@ -2,6 +2,7 @@
 
 ==============================  =================================================
 ``out.mp4`` (.avi, .mkv)        annotated video file
+``out/`` (a trailing slash)     one annotated JPEG per frame, named after the input images
 ``events.jsonl``                one JSON line per frame: detections and events
 ``http://127.0.0.1:8080``       live MJPEG view, HTML page, /stats.json, /metrics
 ``mqtt://host:1883/topic``      analytics events over MQTT (paho-mqtt)
@@ -22,6 +23,7 @@ SINKS: Registry[type[Sink]] = Registry(
     "sink",
     {
         "video": "edgekit.sinks.files:VideoFileSink",
+        "images": "edgekit.sinks.files:ImageFilesSink",
         "jsonl": "edgekit.sinks.files:JsonlSink",
         "http": "edgekit.sinks.http:HttpViewSink",
         "mqtt": "edgekit.sinks.mqtt:MqttSink",
@@ -40,12 +42,15 @@ def sink_kind(uri: str) -> str:
     scheme = urlsplit(uri).scheme.lower()
     if scheme in SCHEMES:
         return SCHEMES[scheme]
+    if (not scheme or scheme == "file" or len(scheme) == 1) and uri.endswith(("/", "\\")):
+        return "images"
     suffix = PurePath(uri.split("?", 1)[0]).suffix.lower()
     if (not scheme or scheme == "file" or len(scheme) == 1) and suffix in SUFFIXES:
         return SUFFIXES[suffix]
     raise UnknownNameError(
         f"Unknown sink {uri!r}.",
-        hint="Known: a file ending in " + ", ".join(sorted(SUFFIXES)) + "; "
+        hint="Known: a file ending in " + ", ".join(sorted(SUFFIXES)) + "; a folder (ending in "
+             "'/') for images; "
              + ", ".join(f"{s}://" for s in sorted(SCHEMES)) + "; or the word 'window'.",
     )
 

@@ -23,7 +23,8 @@ class Result:
         events: Line crossings and zone enter/exit events of this frame.
         counts: Running analytics totals of this camera (line and zone counts).
         overlay: Draws lines and zones on an image, or None.
-        tags: Facts about the model that produced this result (its version), or empty.
+        tags: Facts recorded with this frame: the model that produced it (its version), the
+            input file's name (`edgekit predict`), or empty.
     """
 
     camera: str

@@ -1,9 +1,10 @@
-"""File sinks: an annotated video, and JSON lines of detections and events."""
+"""File sinks: an annotated video, annotated images, and JSON lines of detections and events."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -184,3 +185,58 @@ class JsonlSink(Sink):
 
     def describe(self) -> str:
         return f"{self.path} ({self.lines} lines)"
+
+
+def image_names(files: list[Path]) -> list[str]:
+    """The annotated image names for a list of input images, one per input.
+
+    ``a.jpg`` gives ``a.jpg``; where two inputs share a stem (``a.jpg``, ``a.png``) each keeps
+    its suffix (``a_png.jpg``), so one input's result never replaces another's.
+    """
+    stems = Counter(f.stem for f in files)
+    return [f"{f.stem}.jpg" if stems[f.stem] == 1 else
+            f"{f.stem}_{f.suffix.lstrip('.').lower()}.jpg" for f in files]
+
+
+class ImageFilesSink(Sink):
+    """One annotated JPEG per frame, into a folder: ``out/`` (the trailing slash says folder).
+
+    Frames of an image source are named after their input files (:func:`image_names`), other
+    frames ``<camera>_<index>.jpg``. The folder is created if missing.
+    """
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(uri)
+        self.folder = Path(urlsplit(uri).path if uri.startswith("file://") else uri)
+        self.written: list[Path] = []
+        self._names: dict[str, list[str]] = {}  # camera -> names for its source's files
+
+    def open(self) -> None:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SinkError(f"Cannot create the output folder {self.folder}: {exc.strerror}.",
+                            hint="Choose a folder you can write to.") from None
+        if not os.access(self.folder, os.W_OK):
+            raise SinkError(f"{self.folder}: not writable.", hint="Pick a folder you may write to.")
+
+    def target(self, camera: str, index: int) -> Path:
+        """Where the frame ``index`` of ``camera`` is written (known before ``open``, so a
+        caller can check those names first)."""
+        if camera not in self._names:
+            self._names[camera] = image_names(getattr(self.sources.get(camera), "files", []))
+        names = self._names[camera]
+        if index < len(names):
+            return self.folder / names[index]
+        return self.folder / f"{camera}_{index:06d}.jpg"
+
+    def write(self, result: Result) -> None:
+        import cv2
+
+        target = self.target(result.camera, result.frame.index)
+        if not cv2.imwrite(str(target), result.annotated()):
+            raise SinkError(f"Cannot write {target}.", hint="Check the output folder.")
+        self.written.append(target)
+
+    def describe(self) -> str:
+        return f"{self.folder} ({len(self.written)} images)"

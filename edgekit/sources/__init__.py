@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from ..errors import UnknownNameError
 from ..registry import Registry
 from .base import LatestSlot, LiveSource, Source, SourceError, SourceSettings, SourceStats
+from .media import IMAGE_SUFFIXES
 
 SOURCES: Registry[type[Source]] = Registry(
     "source",
@@ -43,7 +44,6 @@ SCHEMES: dict[str, str] = {
     "rtsp": "stream", "rtsps": "stream", "http": "stream", "https": "stream",
     "csi": "csi", "picam": "picam", "testsrc": "testsrc", "v4l2": "v4l2",
 }
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def source_kind(uri: str) -> str:
@@ -60,8 +60,8 @@ def source_kind(uri: str) -> str:
     path = uri.removeprefix("file://")
     if path.isdigit() or path.startswith("/dev/video"):
         return "v4l2"
-    if Path(path).is_dir() or any(c in path for c in "*?[") or path.lower().endswith(
-            _IMAGE_SUFFIXES):
+    if Path(path).is_dir() or any(c in path for c in "*?[") or \
+            Path(path).suffix.lower() in IMAGE_SUFFIXES:
         return "images"
     return "video"
 

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -96,6 +97,15 @@ class Source(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Releases the device or connection."""
+
+    def frames(self) -> Iterator[Frame | None]:
+        """Every frame until the end, in order (None for one that could not be read): for
+        offline sources, whose ``read`` ends with EOFError."""
+        while True:
+            try:
+                yield self.read()
+            except EOFError:
+                return
 
     def __enter__(self) -> Source:
         self.start()

@@ -1,4 +1,4 @@
-"""A folder or a glob of images, delivered in sorted order, one frame per file."""
+"""An image file, a folder or a glob of images, delivered in sorted order, one frame per file."""
 
 from __future__ import annotations
 
@@ -7,16 +7,17 @@ import time
 from pathlib import Path
 
 from ..errors import DatasetError
-from ..media import IMAGE_SUFFIXES, read_image
 from ..types import Frame
 from .base import Source, SourceSettings
+from .media import IMAGE_SUFFIXES, read_image
 
 
 class ImageFolderSource(Source):
-    """Every image of a folder (``data/frames/``) or a glob (``data/*.jpg``), sorted by name.
+    """Every image of a folder (``data/frames/``) or a glob (``data/*.jpg``), sorted by name,
+    or one image file.
 
-    An unreadable file is reported in ``stats`` and skipped: one corrupt JPEG in a folder of
-    thousands should not end the run.
+    An unreadable file is reported in ``stats`` and ``skipped`` and left out (``read`` gives
+    None for it): one corrupt JPEG in a folder of thousands should not end the run.
     """
 
     live = False
@@ -24,7 +25,10 @@ class ImageFolderSource(Source):
     def __init__(self, uri: str, *, settings: SourceSettings | None = None) -> None:
         super().__init__(uri, settings=settings)
         pattern = uri.removeprefix("file://")
-        if Path(pattern).is_dir():
+        self.skipped: dict[Path, DatasetError] = {}  # file -> why (bounded when looping)
+        if Path(pattern).is_file():  # one image, read literally even with [ or * in its name
+            files = [Path(pattern)]
+        elif Path(pattern).is_dir():
             files = [p for p in Path(pattern).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
         else:
             files = [Path(p) for p in glob.glob(pattern, recursive=True)
@@ -46,6 +50,7 @@ class ImageFolderSource(Source):
         try:
             image = read_image(self.files[index])
         except DatasetError as exc:
+            self.skipped[self.files[index]] = exc
             self.stats.errors += 1
             self.stats.last_error = exc.message
             return None

@@ -42,6 +42,21 @@ def test_file_source_processes_every_frame_in_order(detector, tmp_path: Path) ->
     assert {"p50", "p90", "p99"} <= set(summary["frame_age_ms"])
 
 
+def test_image_folder_to_an_images_sink_keeps_the_input_names(detector,
+                                                              tmp_path: Path) -> None:
+    """The sink `edgekit predict` writes through: ``out/`` gives one annotated JPEG per input,
+    named after it (two inputs sharing a stem keep their suffixes apart)."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a.png", "a.jpg", "b.png"):
+        cv2.imwrite(str(photos / name), np.full((32, 32, 3), 90, np.uint8))
+    out = tmp_path / "annotated"
+    summary = Pipeline(detector, [str(photos)], [f"{out}/"]).run()
+    assert summary["frames_out"] == 3
+    assert sorted(p.name for p in out.iterdir()) == ["a_jpg.jpg", "a_png.jpg", "b.jpg"]
+    assert cv2.imread(str(out / "b.jpg")).shape == (32, 32, 3)
+
+
 def test_two_cameras_share_one_runner_and_batch(tmp_path: Path) -> None:
     calls: list[int] = []
     lock = threading.Lock()
