@@ -16,8 +16,6 @@ Example:
 from __future__ import annotations
 
 import importlib
-import shutil
-import tempfile
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -27,7 +25,6 @@ from typing import Any
 from edgekit.bundle import (
     MANIFEST,
     Bundle,
-    BundleWriter,
     Format,
     Manifest,
     Precision,
@@ -43,10 +40,12 @@ from .loaders import SAMPLE, LoadedModel, load_model, tool_versions
 from .shipped import SHIPPED
 
 __all__ = ["export", "load_model", "LoadedModel", "EXPORTERS", "SAMPLE", "DEFAULT_IMGSZ",
-           "ExportIncomplete", "export_onnx", "describe_onnx", "check_parity"]
+           "DEFAULT_TIME_BUDGET", "ExportIncomplete", "ExportInterrupted", "export_onnx",
+           "describe_onnx", "check_parity"]
 
 DEFAULT_IMGSZ = 640  # the size YOLOv8/YOLO11 detectors are trained at
 REPORT = "export_report.json"  # not an artifact: what was asked, what came out, and why
+DEFAULT_TIME_BUDGET = 600.0  # seconds; matrix.DEFAULT_TIME_BUDGET (kept light to import)
 
 # One entry per format: each module's ``EXPORTER`` (jobs.Exporter: its function, the tools it
 # records, its gate fallbacks), loaded on first use. The fp32 ONNX file every other artifact
@@ -58,7 +57,8 @@ EXPORTERS: Registry[Exporter] = Registry("exporter", {
 })
 
 # Public names that live in heavy modules: imported on first access.
-_LAZY = {"export_onnx": "onnx", "describe_onnx": "onnx", "check_parity": "parity"}
+_LAZY = {"export_onnx": "onnx", "describe_onnx": "onnx", "check_parity": "parity",
+         "ExportInterrupted": "scratch"}
 # What every export runs (the source model and the fp32 ONNX); each exporter adds its own.
 _BASE_TOOLS = ("torch", "onnx", "onnxslim", "edgekit")
 _REFERENCE = (Format.ONNX, Precision.FP32)
@@ -94,7 +94,8 @@ def export(model: Any, out: str | Path, *, formats: Iterable[Format | str] = (Fo
            opset: int = 17, weights: str | Path | None = None,
            scheme: str | None = None, calib_count: int | None = None, threads: int = 2,
            progress: Callable[[str], None] | None = None,
-           file_options: FileOptions | None = None, address: str | None = None) -> Bundle:
+           file_options: FileOptions | None = None, address: str | None = None,
+           time_budget: float | None = DEFAULT_TIME_BUDGET) -> Bundle:
     """Exports a detector into a bundle: every format at every precision, each one measured.
 
     The fp32 ONNX file is written first and checked against the source (parity); every other
@@ -102,6 +103,12 @@ def export(model: Any, out: str | Path, *, formats: Iterable[Format | str] = (Fo
     against the fp32 ONNX reference (the accuracy gate, see ``gate.py``); one that drops more
     than ``max_drop`` mAP@0.5:0.95 points is retried with fallbacks, and stays in the bundle
     marked ``accuracy["gate"] == "failed"`` if none recovers it.
+
+    Each artifact joins the bundle at ``out`` as soon as it is measured, the manifest
+    rewritten atomically each time: an export that fails, is killed or is interrupted later
+    leaves a valid bundle of everything finished. Its side files live in one scratch
+    directory (the converters' temporary files included), removed on errors, SIGINT and
+    SIGTERM.
 
     Args:
         model: An ``nn.Module``, a ``.pt2``/TorchScript/``.onnx`` path, a
@@ -138,6 +145,8 @@ def export(model: Any, out: str | Path, *, formats: Iterable[Format | str] = (Fo
             ``edgekit[scale]``) whose workers share the gate's images, each artifact opened
             exactly as here (the code path of ``edgekit eval --address``); ``val`` must then
             be a labelled dataset path every node can read. None: the gate runs here.
+        time_budget: Seconds the whole export may take before the fallback search stops
+            starting candidates (the best measured one is kept); None: no limit.
 
     Returns:
         The written bundle, loaded back and verified.
@@ -145,6 +154,8 @@ def export(model: Any, out: str | Path, *, formats: Iterable[Format | str] = (Fo
     Raises:
         ExportIncomplete: The bundle was written, but an artifact failed to export or failed
             the gate (``.bundle`` and ``.report`` say which).
+        ExportInterrupted: SIGTERM arrived (SIGINT raises KeyboardInterrupt); the bundle
+            holds what was finished before it.
         EdgekitError: A format or precision is unknown, or int8/fp16 was asked without the
             data it needs.
         DatasetError: The calibration or validation data is unusable (the file is named).
@@ -162,8 +173,9 @@ def export(model: Any, out: str | Path, *, formats: Iterable[Format | str] = (Fo
     labels = labels or loaded.labels
     data = val if address is not None else None  # the path the gate's Ray workers open
     val = _validation(val, labels)
-    with tempfile.TemporaryDirectory(prefix="edgekit-export-") as tmp:
-        work = Path(tmp)
+    from .scratch import interruptible, scratch
+
+    with interruptible(), scratch() as work:
         say(f"exporting onnx fp32 at {size[0]}x{size[1]} (opset {opset})")
         from .onnx import export_onnx
 
@@ -175,9 +187,8 @@ def export(model: Any, out: str | Path, *, formats: Iterable[Format | str] = (Fo
 
         matrix = Matrix(loaded=loaded, base=base, work=work, cells=cells, say=say,
                         max_drop=max_drop, scheme=scheme, threads=threads, address=address,
-                        data=data)
+                        data=data, time_budget=time_budget)
         matrix.prepare(calib=calib, val=val, calib_count=calib_count)
-        matrix.export_all()
         report = _write_bundle(loaded, out, base, matrix, name=name, say=say)
     bundle = Bundle.load(out)
     failed = [c for c in report["cells"] if c["status"] != "ok"]
@@ -330,28 +341,21 @@ def _tools() -> tuple[str, ...]:
 
 def _write_bundle(loaded: LoadedModel, out: str | Path, base: dict[str, Any], matrix: Any, *,
                   name: str | None, say: Callable[[str], None]) -> dict[str, Any]:
-    import json
+    """Runs the matrix, each artifact published into the bundle at ``out`` as it is done."""
+    from .matrix import Publisher
 
-    info = base["info"]
     manifest = Manifest(
         name=name or _default_name(loaded), labels=base["labels"], input=base["spec"],
         output=base["output"],
     )
-    with BundleWriter(out, manifest) as writer:
-        writer.add_file(base["onnx"], format=Format.ONNX, precision=Precision.FP32,
-                        name="model.onnx", opset=info["opset"], simplified=info["simplified"],
-                        output_shape=info["output_shape"], layout="nchw")
-        # Not an artifact (no runtime loads it): its sha256 sits in provenance.parity.
-        shutil.copyfile(base["golden"], writer.staging / base["golden"].name)
-        matrix.add_files(writer)
-        matrix.check(writer)
-        writer.update(provenance=Provenance(
-            source=loaded.source, source_sha256=loaded.source_sha256, created=utc_now(),
-            tools=tool_versions(*_tools()), parity=base["parity"],
-            calibration_sha256=matrix.calibration.sha256 if matrix.calibration else None,
-        ))
-        report = matrix.report()
-        (writer.staging / REPORT).write_text(json.dumps(report, indent=2, default=str) + "\n")
+    publisher = Publisher(Path(out), replace(manifest, provenance=Provenance(
+        source=loaded.source, source_sha256=loaded.source_sha256, created=utc_now(),
+        tools=tool_versions(*_tools()), parity=base["parity"],
+        calibration_sha256=matrix.calibration.sha256 if matrix.calibration else None,
+    )), extras=[base["golden"]])  # golden.npz: no artifact, its sha256 in provenance.parity
+    matrix.run(publisher, manifest)
+    report = matrix.report()
+    publisher.write_report(report)
     say(f"wrote {out}")
     return report
 

@@ -6,13 +6,17 @@ deployed model will see (a second copy of the letterbox here would drift from it
 
 Too few images give scales fitted to a handful of scenes: NNCF's default subset is 300 and
 onnxruntime's docs suggest a few hundred, so fewer than :data:`MIN_SAMPLES` warns.
+
+The images are kept resized (uint8, the input size) and each float tensor is made when a tool
+reads it: 200 float32 tensors at 640x640 hold 983 MB, their uint8 images 246 MB, and every
+quantizer reads them one at a time anyway (issue 16: the export's peak memory at 640).
 """
 
 from __future__ import annotations
 
 import hashlib
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +28,7 @@ from edgekit.data.dataset import Dataset, load_dataset
 from edgekit.errors import DatasetError
 from edgekit.sources.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
-__all__ = ["Calibration", "load_calibration", "DEFAULT_SAMPLES", "MIN_SAMPLES"]
+__all__ = ["Calibration", "Tensors", "load_calibration", "DEFAULT_SAMPLES", "MIN_SAMPLES"]
 
 DEFAULT_SAMPLES = 200  # enough for stable min/max scales; each one costs an inference per tool
 MIN_SAMPLES = 50
@@ -34,17 +38,42 @@ _DATASET_MARKERS = ("data.yaml", "dataset.yaml", "classes.txt", "annotations.jso
                     "annotations", "labels")
 
 
+class Tensors(Sequence[np.ndarray]):
+    """Calibration tensors, each made from its resized uint8 image when it is read.
+
+    A read-only sequence: ``len``, indexing, slicing (another ``Tensors``) and iteration, so
+    quantizers take it where they take a list, and only one float tensor lives at a time.
+    """
+
+    def __init__(self, images: Sequence[np.ndarray], spec: InputSpec) -> None:
+        self._images, self._spec = list(images), spec
+
+    def __len__(self) -> int:
+        return len(self._images)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return Tensors(self._images[index], self._spec)
+        from edgekit.preprocess import to_tensor
+
+        return to_tensor(self._images[index], self._spec)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (self[i] for i in range(len(self)))
+
+
 @dataclass(frozen=True, kw_only=True)
 class Calibration:
     """Preprocessed calibration tensors and where they came from.
 
     Attributes:
-        tensors: [1, C, H, W] (or NHWC, per the spec) float32 tensors, one per image.
+        tensors: [1, C, H, W] (or NHWC, per the spec) float32 tensors, one per image, made
+            on demand (:class:`Tensors`).
         source: The source as given (a path or a dataset's root).
         sha256: Hash of the tensors' bytes: the calibration set's identity in provenance.
     """
 
-    tensors: list[np.ndarray]
+    tensors: Sequence[np.ndarray]
     source: str
     sha256: str
 
@@ -79,7 +108,7 @@ def load_calibration(source: str | Path | Dataset, spec: InputSpec, *,
         path = Path(source).expanduser()
         label = str(path)
         images = _from_path(path, count)
-    tensors = [_tensor(image, name, spec) for name, image in images]
+    tensors = Tensors([_resized(image, name, spec) for name, image in images], spec)
     if len(tensors) < min_samples:
         warnings.warn(f"Calibrating on {len(tensors)} images from {label}; at least "
                       f"{min_samples} (ideally {DEFAULT_SAMPLES}+) give stable INT8 scales.",
@@ -98,7 +127,7 @@ def evenly(items: Sequence[Any], count: int) -> list[Any]:
     return [items[i] for i in picks]
 
 
-def _from_path(path: Path, count: int) -> list[tuple[str, np.ndarray]]:
+def _from_path(path: Path, count: int) -> Iterator[tuple[str, np.ndarray]]:
     if not path.exists():
         raise DatasetError(f"Calibration source not found: {path}",
                            hint="Pass a folder of images, a video file or a dataset.")
@@ -115,17 +144,18 @@ def _from_path(path: Path, count: int) -> list[tuple[str, np.ndarray]]:
                             f"({', '.join(sorted(VIDEO_SUFFIXES))}) or a dataset.")
 
 
-def _from_folder(folder: Path, count: int) -> list[tuple[str, np.ndarray]]:
+def _from_folder(folder: Path, count: int) -> Iterator[tuple[str, np.ndarray]]:
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
                    and p.is_file())
     if not files:
         raise DatasetError(f"Calibration folder {folder} holds no images.",
                            hint=f"Put {', '.join(sorted(IMAGE_SUFFIXES))} files in it.")
-    return [(str(p), _read(p)) for p in evenly(files, count)]
+    # A generator: each image is resized as it is read, never all full-size at once.
+    return ((str(p), _read(p)) for p in evenly(files, count))
 
 
-def _from_dataset(dataset: Dataset, count: int) -> list[tuple[str, np.ndarray]]:
-    return [(str(s.image_path), _read(s.image_path)) for s in evenly(dataset.items, count)]
+def _from_dataset(dataset: Dataset, count: int) -> Iterator[tuple[str, np.ndarray]]:
+    return ((str(s.image_path), _read(s.image_path)) for s in evenly(dataset.items, count))
 
 
 def _read(path: Path) -> np.ndarray:
@@ -148,7 +178,7 @@ def _read(path: Path) -> np.ndarray:
     return image
 
 
-def _from_video(path: Path, count: int) -> list[tuple[str, np.ndarray]]:
+def _from_video(path: Path, count: int) -> Iterator[tuple[str, np.ndarray]]:
     import cv2
 
     capture = cv2.VideoCapture(str(path))
@@ -158,10 +188,10 @@ def _from_video(path: Path, count: int) -> list[tuple[str, np.ndarray]]:
                                hint="Check the file is a complete video OpenCV/ffmpeg reads.")
         total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
         # Frame counts from container headers can be wrong; frames are read in order (seeking
-        # is inexact in many codecs) and the wanted indices kept.
+        # is inexact in many codecs) and the wanted indices kept, each handed on as read.
         wanted = set(evenly(range(total), count)) if total > 0 else None
-        frames, index = [], 0
-        while len(frames) < count:
+        found, index = 0, 0
+        while found < count:
             if wanted is not None and index not in wanted:
                 if not capture.grab():
                     break
@@ -169,20 +199,20 @@ def _from_video(path: Path, count: int) -> list[tuple[str, np.ndarray]]:
                 ok, frame = capture.read()
                 if not ok:
                     break
-                frames.append((f"{path}#frame{index}", frame))
+                found += 1
+                yield f"{path}#frame{index}", frame
             index += 1
     finally:
         capture.release()
-    if not frames:
+    if not found:
         raise DatasetError(f"Calibration video {path} has no readable frames.",
                            hint="Check the file is a complete video OpenCV/ffmpeg reads.")
-    return frames
 
 
-def _tensor(image: np.ndarray, name: str, spec: InputSpec) -> np.ndarray:
-    from edgekit.preprocess import preprocess
+def _resized(image: np.ndarray, name: str, spec: InputSpec) -> np.ndarray:
+    from edgekit.preprocess import resize_image
 
     try:
-        return preprocess(image, spec)[0]
+        return resize_image(image, spec)[0]
     except DatasetError as exc:
         raise DatasetError(f"Calibration image {name}: {exc.message}", hint=exc.hint) from None

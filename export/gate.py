@@ -279,16 +279,17 @@ def with_accuracy(artifact: Artifact, accuracy: dict[str, Any], **details: Any) 
 
 def fallbacks(fmt: Format, job: ExportJob | None, *, failing: Path, dataset: Dataset,
               max_drop: float, output: OutputSpec,
-              options: dict[str, Any] | None = None) -> Iterator[Fallback]:
+              options: dict[str, Any] | None = None,
+              search: Any = None) -> Iterator[Fallback]:
     """The ways to recover an artifact that failed the gate, cheapest first.
 
     Yields ``(name, run)``; ``run()`` re-exports (with the exporter's ``options`` as first
     given, e.g. the INT8 scheme) and returns an ``ExportedFile``. First the one every format
     shares, ``keep-float-tail`` (the decode/score tail back to float, when it was quantized);
     then, for INT8, the format's own, as its exporter declares them (``Exporter.fallbacks``:
-    harmful layers and Q/DQ placement for ONNX, dynamic activations for TFLite, NNCF accuracy
-    control for OpenVINO). The INT8 ones trade speed for accuracy; the report records each
-    attempt and its latency.
+    mixed precision from the export's layer ranking, ``search``, for ONNX and OpenVINO, then
+    Q/DQ placement for ONNX; dynamic activations for TFLite). The INT8 ones trade speed for
+    accuracy; the report records each attempt and its latency.
     """
     from . import EXPORTERS
 
@@ -303,4 +304,4 @@ def fallbacks(fmt: Format, job: ExportJob | None, *, failing: Path, dataset: Dat
         return
     yield from exporter.fallbacks(GateFailure(job=job, failing=failing, dataset=dataset,
                                               max_drop=max_drop, output=output,
-                                              export=export_fn))
+                                              export=export_fn, search=search))

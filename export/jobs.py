@@ -9,7 +9,7 @@ directory, so a failing converter never leaves files another artifact could pick
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,7 @@ class ExportJob:
     labels: list[str]
     precision: Precision
     workdir: Path
-    calibration: list[np.ndarray] | None
+    calibration: Sequence[np.ndarray] | None
     keep_float_tail: bool = True
 
     def target(self, format: Format) -> Path:
@@ -87,6 +87,8 @@ class GateFailure:
         output: The bundle's output spec.
         export: The exporter's function with the options it was first given (e.g. the INT8
             scheme); a fallback calls it with its own job and extra keyword options.
+        search: The export's layer ranking (``sensitivity.SearchState``), measured once and
+            shared by the formats' mixed-precision candidates.
     """
 
     job: ExportJob
@@ -95,6 +97,7 @@ class GateFailure:
     max_drop: float
     output: OutputSpec
     export: Callable[..., ExportedFile]
+    search: Any = None
 
 
 # (name, run): ``run()`` re-exports one way and returns the new file.

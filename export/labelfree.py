@@ -55,7 +55,7 @@ def read_frames(source: str, count: int) -> list[tuple[str, np.ndarray]]:
     (a live stream has no end to spread them over)."""
     if "://" not in source:
         try:
-            return _from_path(Path(source).expanduser(), count)
+            return list(_from_path(Path(source).expanduser(), count))
         except DatasetError as exc:  # its messages say "calibration"; this is validation
             raise DatasetError(exc.message.replace("Calibration", "Validation").replace(
                 "calibration", "validation"), hint=exc.hint) from None

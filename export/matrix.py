@@ -1,11 +1,20 @@
-"""The format x precision matrix of one export: produce, add, measure, fall back, report.
+"""The format x precision matrix of one export: produce, measure, fall back, publish, report.
 
 Each cell fails on its own: a converter that cannot take the model costs that artifact only,
 and the bundle keeps every artifact that succeeded, each marked with what was measured.
+Cells run one after the other, each to its end: exported, measured on the validation set
+(fallbacks included), compared with the golden outputs, then published into the bundle at
+the destination (``publish.py``), so a later failure, a kill or the OOM killer loses nothing
+finished (issue 16). Candidates are measured in a scratch bundle inside the work directory.
+
+The fallback search is bounded by a time budget: a candidate whose expected cost (the last
+measured attempt of that cell) would overrun it is not started, and the best measured one
+stays. Progress lines carry an ETA from the mean time per step so far.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import time
@@ -16,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.bundle import Artifact, Bundle, BundleWriter, Format, Precision
+from edgekit.bundle import Artifact, Bundle, Format, Manifest, Precision
 from edgekit.data.dataset import Dataset, check_labels, load_dataset
 from edgekit.errors import DatasetError, EdgekitError, ModelError
 
@@ -32,8 +41,15 @@ from .gate import (
 )
 from .jobs import ExportedFile, ExportJob
 from .labelfree import Unlabelled, frames_dataset, note, pseudo_labelled
+from .publish import BundleDir, stage_beside, swap_into_place
+from .sensitivity import SearchState
 
-__all__ = ["Cell", "Matrix"]
+__all__ = ["Cell", "Matrix", "Publisher", "REPORT", "DEFAULT_TIME_BUDGET"]
+
+REPORT = "export_report.json"  # not an artifact: what was asked, what came out, and why
+# Seconds the whole export may spend before the fallback search stops starting candidates
+# (issue 16: the full 3x3 export at 640 within 10 minutes on 2 cores).
+DEFAULT_TIME_BUDGET = 600.0
 
 _REFERENCE = (Format.ONNX, Precision.FP32)
 
@@ -54,6 +70,7 @@ class Cell:
     attempts: list[dict[str, Any]] = field(default_factory=list)
     exported: ExportedFile | None = None
     job: ExportJob | None = None
+    measure_seconds: float = 0.0  # the first measurement's, to foresee a fallback's cost
 
     @property
     def key(self) -> str:
@@ -67,7 +84,8 @@ class Matrix:
                  cells: list[tuple[Format, Precision]], say: Any,
                  max_drop: float = DEFAULT_MAX_DROP, scheme: str | None = None,
                  threads: int = 2, address: str | None = None,
-                 data: str | Path | None = None) -> None:
+                 data: str | Path | None = None,
+                 time_budget: float | None = DEFAULT_TIME_BUDGET) -> None:
         self.loaded, self.base, self.work, self.say = loaded, base, work, say
         # A Ray cluster sharing the gate's images (None: here), and the validation set's
         # path, which its workers open.
@@ -80,6 +98,10 @@ class Matrix:
         self.conf = 0.25  # the manifest's threshold, read when the gate runs
         self.measurements: dict[str, Measurement] = {}
         self._step, self._steps = 0, len(self.cells)
+        self.started = time.monotonic()
+        self.deadline = None if time_budget is None else self.started + float(time_budget)
+        self.time_budget = time_budget
+        self.search = SearchState(say=say)  # the layer ranking: measured once, every format
 
     # --- inputs ----------------------------------------------------------------------------
 
@@ -103,25 +125,60 @@ class Matrix:
             self.say(f"calibration: {len(self.calibration)} images from "
                      f"{self.calibration.source}")
 
-    # --- export ----------------------------------------------------------------------------
+    # --- the cells, one to its end after the other ------------------------------------------
 
-    def export_all(self) -> None:
-        """Runs every cell's exporter; failures are recorded, not raised."""
-        from . import EXPORTERS
+    def run(self, publisher: Publisher, manifest: Manifest) -> None:
+        """Exports, measures and publishes every cell; failures are recorded, not raised.
 
+        Args:
+            publisher: Where each finished artifact goes (the bundle at the destination).
+            manifest: The bundle's manifest without artifacts (labels, input, output).
+        """
+        staged = BundleDir(self.work / "measuring", manifest)
+        from .parity import GOLDEN_FILE
+
+        staged.copy_in(self.base["golden"], GOLDEN_FILE)
+        reference: Measurement | None = None
         for cell in self.cells:
             self._progress(f"{cell.key}: exporting")
             start = time.perf_counter()
-            if (cell.format, cell.precision) == _REFERENCE:
-                cell.exported = ExportedFile(path=self.base["onnx"])
-            else:
-                cell.job = self._job(cell)
-                cell.exported, cell.error = _attempt(
-                    lambda c=cell: EXPORTERS.load(c.format.value).export(c.job, **self._options(c)))
+            self._export(cell)
             cell.seconds = time.perf_counter() - start
             if cell.error:
                 cell.status = "export failed"
                 self.say(f"{cell.key}: FAILED to export: {cell.error}")
+                publisher.write_report(self.report())
+                continue
+            artifact = _add(staged, cell)
+            if self.dataset is None:
+                cell.status = "ok"
+            elif (cell.format, cell.precision) == _REFERENCE:
+                reference = self._reference(staged, artifact)
+                artifact = _find(staged, *_REFERENCE)
+                cell.status = "ok"
+            else:
+                assert reference is not None
+                artifact = self._gate(staged, cell, reference)
+            diff = self._golden_diff(staged.bundle, artifact)
+            artifact = replace(artifact, details={**artifact.details,
+                                                  "golden_max_abs_diff": diff})
+            staged.replace_artifact(artifact)
+            publisher.publish(staged.bundle, artifact)
+            publisher.write_report(self.report())
+            self.say(f"{cell.key}: in the bundle ({cell.status})")
+
+    def _export(self, cell: Cell) -> None:
+        from . import EXPORTERS
+
+        if (cell.format, cell.precision) == _REFERENCE:
+            cell.exported = ExportedFile(path=self.base["onnx"], details={
+                "opset": self.base["info"]["opset"],
+                "simplified": self.base["info"]["simplified"],
+                "output_shape": self.base["info"]["output_shape"], "layout": "nchw"})
+            return
+        cell.job = self._job(cell)
+        cell.exported, cell.error = _attempt(
+            lambda c=cell: EXPORTERS.load(c.format.value).export(c.job, **self._options(c)))
 
     def _job(self, cell: Cell) -> ExportJob:
         tensors = self.calibration.tensors if self.calibration else None
@@ -135,31 +192,12 @@ class Matrix:
             return {"scheme": self.scheme}
         return {}
 
-    # --- bundle ----------------------------------------------------------------------------
+    # --- the gate ----------------------------------------------------------------------------
 
-    def add_files(self, writer: BundleWriter) -> None:
-        """Adds every exported file (the reference is already in) to the bundle."""
-        for cell in self.cells:
-            if cell.exported is not None and (cell.format, cell.precision) != _REFERENCE:
-                _add(writer, cell)
-
-    def check(self, writer: BundleWriter) -> None:
-        """Parity of every artifact with the golden outputs; with a validation set, the gate
-        (and its fallbacks) for every artifact. Results go into the staged manifest."""
-        self._gate(writer)
-        for artifact in list(writer.manifest.artifacts):  # the final files, after fallbacks
-            diff = self._golden_diff(Bundle(writer.staging, writer.manifest), artifact)
-            _replace(writer, replace(artifact, details={**artifact.details,
-                                                        "golden_max_abs_diff": diff}))
-
-    def _gate(self, writer: BundleWriter) -> None:
-        if self.dataset is None:
-            for cell in self.cells:
-                cell.status = "ok" if cell.status == "pending" else cell.status
-            return
-        view = lambda: Bundle(writer.staging, writer.manifest)  # noqa: E731 (re-read on change)
-        reference = self._measure(view(), _find(writer, *_REFERENCE))
-        conf = self.conf = writer.manifest.output.conf_threshold
+    def _reference(self, staged: BundleDir, artifact: Artifact) -> Measurement:
+        """Measures the fp32 ONNX reference (in the label-free gate: makes it the truth)."""
+        reference = self._measure(staged.bundle, artifact)
+        conf = self.conf = staged.manifest.output.conf_threshold
         if self.label_free is not None:
             # The reference's confident detections become the ground truth; the reference
             # is re-scored against them (no second inference pass).
@@ -172,24 +210,33 @@ class Matrix:
                     hint="Use footage where the model sees its objects, or a labelled --val.")
             reference = rescored(reference, self.dataset)
             self.measurements[reference.key] = reference
-        for cell in self.cells:
-            if cell.status != "pending":
-                continue
-            artifact = _find(writer, cell.format, cell.precision)
-            result = self._measure(view(), artifact) if cell.key != reference.key else reference
-            verdict = compare(reference, result, max_drop=self.max_drop,
-                              conf=writer.manifest.output.conf_threshold)
-            if verdict["gate"] == "failed":
-                verdict, result = self._fall_back(writer, cell, reference, verdict)
-            verdict["fallback"] = cell.fallback
-            if self.label_free is not None:
-                verdict["label_free"] = True
-                verdict["note"] = note(self.label_free.source, len(self.dataset), conf)
-            verdict["executed_on"] = result.executed_on
-            _replace(writer, with_accuracy(_find(writer, cell.format, cell.precision), verdict,
-                                           latency_ms_median=_round(result.latency_ms),
-                                           latency_threads=self.threads))
-            cell.status = "gate failed" if verdict["gate"] == "failed" else "ok"
+        verdict = compare(reference, reference, max_drop=self.max_drop, conf=conf)
+        self._record(staged, _find(staged, *_REFERENCE), verdict, reference, fallback=None)
+        return reference
+
+    def _gate(self, staged: BundleDir, cell: Cell, reference: Measurement) -> Artifact:
+        artifact = _find(staged, cell.format, cell.precision)
+        cell.measure_seconds = time.perf_counter()
+        result = self._measure(staged.bundle, artifact)
+        cell.measure_seconds = time.perf_counter() - cell.measure_seconds
+        verdict = compare(reference, result, max_drop=self.max_drop, conf=self.conf)
+        if verdict["gate"] == "failed":
+            verdict, result = self._fall_back(staged, cell, reference, verdict)
+        cell.status = "gate failed" if verdict["gate"] == "failed" else "ok"
+        return self._record(staged, _find(staged, cell.format, cell.precision), verdict,
+                            result, fallback=cell.fallback)
+
+    def _record(self, staged: BundleDir, artifact: Artifact, verdict: dict[str, Any],
+                result: Measurement, *, fallback: str | None) -> Artifact:
+        verdict["fallback"] = fallback
+        if self.label_free is not None:
+            verdict["label_free"] = True
+            verdict["note"] = note(self.label_free.source, len(self.dataset), self.conf)
+        verdict["executed_on"] = result.executed_on
+        artifact = with_accuracy(artifact, verdict, latency_ms_median=_round(result.latency_ms),
+                                 latency_threads=self.threads)
+        staged.replace_artifact(artifact)
+        return artifact
 
     def _measure(self, bundle: Bundle, artifact: Artifact) -> Measurement:
         self._progress(f"{artifact.key}: measuring on {len(self.dataset)} images")
@@ -202,37 +249,46 @@ class Matrix:
                  f"({result.executed_on})")
         return result
 
-    def _fall_back(self, writer: BundleWriter, cell: Cell, reference: Measurement,
+    def _fall_back(self, staged: BundleDir, cell: Cell, reference: Measurement,
                    verdict: dict[str, Any]) -> tuple[dict[str, Any], Measurement]:
-        """Tries each fallback of the cell's format until one passes; keeps the best."""
+        """Tries the cell's fallbacks, cheapest first, until one passes or the time budget
+        would be overrun; keeps the best measured."""
         best = (verdict, self.measurements[cell.key], cell.exported)
         cell.attempts.append(_attempt_record("as exported", verdict, best[1]))
         self.say(f"{cell.key}: drops {-verdict['delta_map50_95']:.2f} points "
                  f"(> {self.max_drop}); trying fallbacks")
-        staged = Path(writer.staging) / _find(writer, cell.format, cell.precision).file
-        # A copy: each fallback overwrites the staged file, and every harmful-layer ranking
-        # must start from the artifact as first exported.
+        staged_file = staged.path / _find(staged, cell.format, cell.precision).file
+        # A copy: each fallback overwrites the staged file, and the layer ranking must start
+        # from the artifact as first exported.
         failing = self.work / f"gate-failed-{cell.format.value}-{cell.precision.value}" \
-            / staged.name
+            / staged_file.name
         failing.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(staged, failing)
+        shutil.copyfile(staged_file, failing)
+        # What one more attempt costs: the first export plus its measurement, then the last.
+        cost = cell.seconds + cell.measure_seconds
         for name, run in fallbacks(cell.format, cell.job, failing=failing,
                                    dataset=self.dataset, max_drop=self.max_drop,
-                                   output=writer.manifest.output,
-                                   options=self._options(cell)):
+                                   output=staged.manifest.output,
+                                   options=self._options(cell), search=self.search):
+            if self._out_of_time(cost):
+                cell.attempts.append({"name": name, "error": "skipped: time budget"})
+                self.say(f"{cell.key}: time budget ({self.time_budget:.0f} s) would be "
+                         f"overrun by {name} (~{cost:.0f} s); keeping the best measured")
+                break
             cell.tried.append(name)
             self._steps += 2  # its export and its measurement
             self._progress(f"{cell.key}: fallback {name}")
+            began = time.perf_counter()
             exported, error = _attempt(run)
             if error:
                 self.say(f"{cell.key}: fallback {name} failed: {error}")
                 cell.attempts.append({"name": name, "error": error})
                 continue
             cell.exported = exported
-            artifact = _add(writer, cell)
-            result = self._measure(Bundle(writer.staging, writer.manifest), artifact)
-            again = compare(reference, result, max_drop=self.max_drop,
-                            conf=writer.manifest.output.conf_threshold)
+            artifact = _add(staged, cell)
+            result = self._measure(staged.bundle, artifact)
+            cost = time.perf_counter() - began
+            again = compare(reference, result, max_drop=self.max_drop, conf=self.conf)
             cell.attempts.append(_attempt_record(name, again, result))
             if _delta(again) > _delta(best[0]):
                 best = (again, result, exported)
@@ -242,12 +298,15 @@ class Matrix:
         # None passed: the best attempt stays in the bundle, marked failed.
         if best[2] is not cell.exported:
             cell.exported = best[2]
-            _add(writer, cell)
+            _add(staged, cell)
         verdict, result = best[0], best[1]
         self.measurements[cell.key] = result  # the report describes the file that was kept
         self.say(f"{cell.key}: FAILS the accuracy gate ({verdict['delta_map50_95']:+.2f} "
                  f"points; tried {', '.join(cell.tried) or 'no fallback'})")
         return verdict, result
+
+    def _out_of_time(self, cost: float) -> bool:
+        return self.deadline is not None and time.monotonic() + cost > self.deadline
 
     def _golden_diff(self, bundle: Bundle, artifact: Artifact) -> float | None:
         """Max |diff| of the artifact's outputs from the fp32 ONNX outputs on golden.npz."""
@@ -298,7 +357,16 @@ class Matrix:
 
     def _progress(self, text: str) -> None:
         self._step += 1
-        self.say(f"[{self._step}/{self._steps}] {text}")
+        self.say(f"[{self._step}/{self._steps}] {text}{self._eta()}")
+
+    def _eta(self) -> str:
+        """The time left, from the mean time of the steps done so far (none: no guess)."""
+        done = self._step - 1
+        if done < 2:
+            return ""
+        elapsed = time.monotonic() - self.started
+        left = elapsed / done * (self._steps - done)
+        return f" (elapsed {_clock(elapsed)}, ETA {_clock(left)})"
 
 
 def _attempt(run: Any) -> tuple[ExportedFile | None, str | None]:
@@ -320,26 +388,74 @@ def _attempt_record(name: str, verdict: dict[str, Any], result: Measurement) -> 
             "gate": verdict["gate"], "latency_ms_median": _round(result.latency_ms)}
 
 
-def _add(writer: BundleWriter, cell: Cell) -> Artifact:
+def _add(staged: BundleDir, cell: Cell) -> Artifact:
     exported = cell.exported
     assert exported is not None
     details = {k: v for k, v in exported.details.items() if k != "companions"}
-    return writer.add_file(exported.path, format=cell.format, precision=cell.precision,
-                           name=exported.path.name, companions=list(exported.companions),
-                           **details)
+    name = "model.onnx" if (cell.format, cell.precision) == _REFERENCE else exported.path.name
+    return staged.add_file(exported.path, format=cell.format, precision=cell.precision,
+                           name=name, companions=list(exported.companions), **details)
 
 
-def _find(writer: BundleWriter, fmt: Format, precision: Precision) -> Artifact:
+def _find(staged: BundleDir, fmt: Format, precision: Precision) -> Artifact:
     key = f"{fmt.value}/{precision.value}"
-    found = next((a for a in writer.manifest.artifacts if a.key == key), None)
+    found = next((a for a in staged.manifest.artifacts if a.key == key), None)
     if found is None:
         raise ModelError(f"internal: artifact {key} is not staged")
     return found
 
 
-def _replace(writer: BundleWriter, artifact: Artifact) -> None:
-    writer.update(artifacts=[artifact if a.key == artifact.key else a
-                             for a in writer.manifest.artifacts])
+class Publisher:
+    """Puts each finished artifact into the bundle at ``destination`` (``publish.py``).
+
+    The first one (the fp32 reference) is staged beside the destination with the manifest and
+    the golden outputs and swapped into place, replacing an earlier bundle there; every later
+    one is added to the live bundle in place, its manifest rewritten atomically.
+    """
+
+    def __init__(self, destination: Path, manifest: Manifest, *, extras: list[Path]) -> None:
+        self.destination, self.manifest, self.extras = Path(destination), manifest, extras
+        self.live: BundleDir | None = None
+
+    def publish(self, source: Bundle, artifact: Artifact) -> None:
+        if self.live is not None:
+            _copy_artifact(self.live, source, artifact)
+            return
+        staging = stage_beside(self.destination)
+        try:
+            first = BundleDir(staging, self.manifest)
+            for extra in self.extras:
+                first.copy_in(extra, extra.name)
+            _copy_artifact(first, source, artifact)
+            swap_into_place(staging, self.destination)
+        except BaseException:  # a signal too: no staging directory stays beside the bundle
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        self.live = BundleDir(self.destination, first.manifest)
+
+    def update(self, **changes: Any) -> None:
+        """Changes manifest fields from now on (and in the live bundle, if there is one)."""
+        self.manifest = replace(self.manifest, **changes)
+        if self.live is not None:
+            self.live.update(**changes)
+
+    def write_report(self, report: dict[str, Any]) -> None:
+        """The export report, rewritten after each cell (once the bundle exists)."""
+        if self.live is not None:
+            self.live.write_text(REPORT, json.dumps(report, indent=2, default=str) + "\n")
+
+
+def _copy_artifact(target: BundleDir, source: Bundle, artifact: Artifact) -> None:
+    details = {k: v for k, v in artifact.details.items() if k != "companions"}
+    companions = [source.path / name for name in artifact.details.get("companions", {})]
+    target.add_file(source.file(artifact), format=artifact.format,
+                    precision=artifact.precision, name=artifact.file, companions=companions,
+                    accuracy=artifact.accuracy, **details)
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 def _round(value: float, digits: int = 3) -> float | None:

@@ -5,22 +5,19 @@
   still computes at the precision the runtime is told (edgekit says f32 explicitly).
 - INT8: NNCF post-training quantization on the converted model, calibrated on the job's
   preprocessed tensors, with the decode/concat tail in NNCF's ignored scope (INT8 of one
-  tensor mixing pixel boxes and 0..1 scores destroys the scores, shared/TOOLCHAIN.md). With a
-  validation set, :func:`quantize_with_accuracy_control` reverts the layers that cost the most
-  mAP until the drop is within ``max_drop``.
+  tensor mixing pixel boxes and 0..1 scores destroys the scores, shared/TOOLCHAIN.md). The
+  gate's mixed-precision fallback adds the layers its ranking found noisiest (``exclude``,
+  ONNX node names) to that scope. Not NNCF's accuracy control: it re-ranked layers by
+  validation mAP at every step, 3.5 minutes a step on a real-size YOLOv8 at 640 (issue 16).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import replace
 from typing import Any
 
-import numpy as np
-
-from edgekit.bundle import Format, OutputSpec, Precision
-from edgekit.data.dataset import Dataset
+from edgekit.bundle import Format, Precision
 from edgekit.errors import ModelError, require
 
 from .jobs import ExportedFile, Exporter, ExportJob, Fallback, GateFailure
@@ -34,17 +31,13 @@ WEIGHT_TYPES = frozenset({"Convolution", "GroupConvolution", "ConvolutionBackpro
 _NOT_LAYERS = frozenset({"Constant", "Parameter", "Result"})
 
 
-def export_openvino(job: ExportJob, *, validation: Dataset | None = None,
-                    max_drop: float | None = None,
-                    output: OutputSpec | None = None) -> ExportedFile:
+def export_openvino(job: ExportJob, *, exclude: Iterable[str] = ()) -> ExportedFile:
     """Writes the job's OpenVINO IR at its precision.
 
     Args:
         job: The artifact to produce.
-        validation: For INT8: a labelled dataset; with ``max_drop`` it turns on NNCF's
-            accuracy-controlled quantization (the gate's fallback).
-        max_drop: Largest mAP@0.5:0.95 drop allowed, in points (0-100 scale).
-        output: The detection head's convention, for scoring the validation set.
+        exclude: For INT8: ONNX node names whose ops stay float (the gate's mixed-precision
+            fallback), besides the decode tail.
 
     Returns:
         The ``.xml`` file, with its ``.bin`` as companion.
@@ -60,13 +53,14 @@ def export_openvino(job: ExportJob, *, validation: Dataset | None = None,
     model = _convert(ov, job)
     details: dict[str, Any] = {"layout": "nchw", "tools": tool_versions("openvino")}
     if job.precision is Precision.INT8:
+        from .sensitivity import openvino_names
+
         tail = float_tail_ov(model) if job.keep_float_tail else []
-        controlled = validation is not None and max_drop is not None
-        model = _quantize(job, model, tail, validation if controlled else None, max_drop,
-                          output or OutputSpec())
+        floats = openvino_names(exclude, model)
+        model = _quantize(job, model, sorted(set(tail) | set(floats)))
         details.update(scheme="NNCF INT8 (preset mixed)", float_tail=bool(tail),
                        calibration_images=len(job.calibration or ()),
-                       accuracy_control=controlled, max_drop=max_drop if controlled else None,
+                       excluded_nodes=sorted(set(exclude)), float_layers=len(floats),
                        tools=tool_versions("openvino", "nncf"))
     ov.save_model(model, str(xml), compress_to_fp16=job.precision is Precision.FP16)
     return ExportedFile(path=xml, companions=(xml.with_suffix(".bin"),), details=details)
@@ -115,28 +109,21 @@ def float_tail_ov(model: Any) -> list[str]:
     return tail
 
 
-def _quantize(job: ExportJob, model: Any, tail: list[str], validation: Dataset | None,
-              max_drop: float | None, output: OutputSpec) -> Any:
+def _quantize(job: ExportJob, model: Any, floats: list[str]) -> Any:
     nncf = require("nncf", extra="export", purpose="OpenVINO INT8 quantization")
     if not job.calibration:
         raise ModelError(f"INT8 export of {job.onnx_fp32.name} needs calibration images.",
                          hint="Pass calib= (a folder of images, a video or a dataset).")
-    calibration = nncf.Dataset(job.calibration)
-    # validate=False: the tail search already read names off this very model; a model
-    # without a tail (keep_float_tail off) passes an empty scope.
-    scope = nncf.IgnoredScope(names=tail, validate=False)
-    # MIXED (asymmetric activations): SiLU outputs dip below zero, and symmetric int8 wastes
-    # half its range on them; measured on the sample: -1.29 vs -1.79 mAP points (PERFORMANCE).
-    common = dict(preset=nncf.QuantizationPreset.MIXED, ignored_scope=scope,
-                  subset_size=len(job.calibration))
+    # validate=False: the names were read off this very model; an empty scope is fine.
+    scope = nncf.IgnoredScope(names=floats, validate=False)
     try:
         with quiet_logger("nncf"):
-            if validation is None:
-                return nncf.quantize(model, calibration, **common)
-            return nncf.quantize_with_accuracy_control(
-                model, calibration, nncf.Dataset(validation.items),
-                validation_fn=_validator(job, validation, output),
-                max_drop=float(max_drop) / 100.0, drop_type=nncf.DropType.ABSOLUTE, **common)
+            # MIXED (asymmetric activations): SiLU outputs dip below zero, and symmetric int8
+            # wastes half its range on them; measured on the sample: -1.29 vs -1.79 mAP
+            # points (PERFORMANCE).
+            return nncf.quantize(model, nncf.Dataset(job.calibration),
+                                 preset=nncf.QuantizationPreset.MIXED, ignored_scope=scope,
+                                 subset_size=len(job.calibration))
     except ModelError:
         raise
     except Exception as exc:  # NNCF raises its own and OpenVINO's errors
@@ -144,46 +131,14 @@ def _quantize(job: ExportJob, model: Any, tail: list[str], validation: Dataset |
                          hint="Export fp32/fp16 OpenVINO, or ONNX INT8, instead.") from None
 
 
-def _validator(job: ExportJob, dataset: Dataset, output: OutputSpec) -> Any:
-    """NNCF's validation_fn: mAP@0.5:0.95 (0-1) of a compiled model on dataset samples."""
-    from edgekit.eval import evaluate_detections
-    from edgekit.postprocess import postprocess
-    from edgekit.preprocess import preprocess
-
-    def validate(compiled: Any, samples: Iterable[Any]) -> float:
-        items = list(samples)
-        results = {}
-        for sample in items:
-            image = dataset.read_image(sample)
-            tensor, box = preprocess(image, job.spec)
-            raw = np.asarray(compiled(tensor)[0])
-            # COCO mAP wants a low score threshold (edgekit eval's default).
-            results[sample.image_id] = postprocess(raw, replace(output, conf_threshold=0.001),
-                                                   box, image.shape[1], image.shape[0])
-        score = evaluate_detections(results, replace(dataset, items=items)).map50_95
-        return 0.0 if np.isnan(score) else float(score)
-
-    return validate
-
-
 # --- the gate's INT8 fallback for OpenVINO ---------------------------------------------------
 
-# NNCF's accuracy control re-validates many times; a subset keeps it to minutes.
-CONTROL_IMAGES = 200
-CONTROL_MARGIN = 0.5
-
-
 def openvino_fallbacks(failure: GateFailure) -> Iterator[Fallback]:
-    """``nncf-accuracy-control``: NNCF reverts layers by their measured mAP cost until the
-    drop is within the gate's ``max_drop``."""
-    dataset = failure.dataset
-    subset = dataset.subset(min(len(dataset), CONTROL_IMAGES), seed=0)
-    # NNCF judges the drop on the subset; the gate on the whole set. A margin keeps a
-    # subset that flatters the model from ending the search early (seen: the search
-    # stopped at once and the full-set drop stayed 1.53 points).
-    yield "nncf-accuracy-control", lambda: export_openvino(
-        replace(failure.job, workdir=failure.job.workdir / "accuracy-control"),
-        validation=subset, max_drop=CONTROL_MARGIN * failure.max_drop, output=failure.output)
+    """``mixed-precision``: the noisiest layers of the export's ranking (measured on an ONNX
+    QDQ model: one ranking serves both formats) kept in float through NNCF's ignored scope."""
+    from .sensitivity import mixed_precision
+
+    yield from mixed_precision(failure, None)
 
 
 EXPORTER = Exporter(format=Format.OPENVINO, export=export_openvino, tools=("openvino", "nncf"),

@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import math
 import platform
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
@@ -35,7 +34,7 @@ from .jobs import ExportedFile, Exporter, ExportJob, Fallback, GateFailure
 from .loaders import first_line, quiet_logger, tool_versions
 
 __all__ = ["QuantScheme", "Placement", "default_scheme", "export_onnx_artifact", "float_tail",
-           "harmful_nodes", "weighted_inputs_only", "WEIGHT_OPS", "EXPORTER"]
+           "weighted_inputs_only", "WEIGHT_OPS", "EXPORTER"]
 
 _TOOLS = ("onnxruntime",)  # its quantizer and fp16 converter, recorded in provenance
 # Ops that carry weights: the float tail is everything between the last of them and the output.
@@ -83,7 +82,7 @@ def export_onnx_artifact(job: ExportJob, *, scheme: QuantScheme | str | None = N
     Args:
         job: The artifact to produce.
         scheme: INT8 scheme; default :func:`default_scheme` for this machine.
-        exclude: Further node names to keep in float (the gate's harmful-layer fallback).
+        exclude: Further node names to keep in float (the gate's mixed-precision fallback).
         placement: Where INT8 quantize/dequantize pairs go (see :class:`Placement`).
 
     Returns:
@@ -228,9 +227,6 @@ class _Reader:
         tensor = next(self.items, None)
         return None if tensor is None else {self.name: tensor}
 
-    def __iter__(self) -> Any:  # qdq_loss_debug iterates the reader instead
-        return iter(self.get_next, None)
-
 
 def _to_int8(job: ExportJob, target: Path, scheme: QuantScheme, floats: list[str]) -> None:
     quant = require("onnxruntime.quantization", package="onnxruntime", extra="export",
@@ -257,62 +253,20 @@ def _to_int8(job: ExportJob, target: Path, scheme: QuantScheme, floats: list[str
                               "quantizer, or export fp32/fp16 only.") from None
 
 
-def harmful_nodes(fp32: Path, int8: Path, calibration: Sequence[np.ndarray], *,
-                  input_name: str, count: int, workdir: Path) -> list[str]:
-    """The ``count`` quantized nodes whose own quantization loses the most (lowest SQNR).
-
-    Each quantized tensor's error is measured locally (before vs after its QDQ pair, through
-    ``onnxruntime.quantization.qdq_loss_debug``), so a node is blamed for the noise it adds,
-    not for what earlier nodes passed it.
-    """
-    import onnx
-    from onnxruntime.quantization import qdq_loss_debug as dbg
-
-    augmented = workdir / "int8_debug.onnx"
-    dbg.modify_model_output_intermediate_tensors(str(int8), str(augmented))
-    activations = dbg.collect_activations(str(augmented), _Reader(input_name, calibration))
-    matching = dbg.create_activation_matching(activations)
-    errors = {name: dbg.compute_signal_to_quantization_noice_ratio(m["pre_qdq"], m["post_qdq"])
-              for name, m in matching.items() if "pre_qdq" in m and "post_qdq" in m}
-    producer = {out: node.name for node in onnx.load(str(fp32)).graph.node
-                for out in node.output}
-    ranked = sorted((sqnr, t) for t, sqnr in errors.items() if t in producer)
-    return [producer[t] for _, t in ranked[:count]]
-
-
 # --- the gate's INT8 fallbacks for ONNX ------------------------------------------------------
-
-# Fractions of the weighted layers to keep in float, tried in turn by the harmful-layer
-# fallback: where a few layers carry most of the loss it keeps most of INT8's speed. On the
-# sample detector the loss is spread thin (keeping any single conv float moved mAP@0.5:0.95
-# by -0.24..+0.10 points, within noise), so one try, then the placement fallback.
-HARMFUL_FRACTIONS = (0.1,)
 
 
 def onnx_fallbacks(failure: GateFailure) -> Iterator[Fallback]:
-    """``exclude-harmful-layers``: the layers whose quantization adds the most noise (lowest
-    SQNR, measured on calibration images) kept in float; then ``conv-inputs-only``:
-    quantize/dequantize only in front of weighted ops, TensorRT's placement (:class:`Placement`).
+    """``mixed-precision``: the noisiest layers of the export's ranking kept in float
+    (``sensitivity.mixed_precision``, ranked on the failing file itself); then
+    ``conv-inputs-only``: quantize/dequantize only in front of weighted ops, TensorRT's
+    placement (:class:`Placement`).
     """
-    for fraction in HARMFUL_FRACTIONS:
-        yield (f"exclude-harmful-layers ({fraction:.0%})",
-               lambda f=fraction: _without_harmful(failure, f))
+    from .sensitivity import mixed_precision
+
+    yield from mixed_precision(failure, failure.failing)
     placed = replace(failure.job, workdir=failure.job.workdir / "conv-inputs")
     yield "conv-inputs-only", lambda: failure.export(placed, placement="conv-inputs")
-
-
-def _without_harmful(failure: GateFailure, fraction: float) -> ExportedFile:
-    import onnx
-
-    job = failure.job
-    layers = sum(n.op_type in WEIGHT_OPS for n in onnx.load(str(job.onnx_fp32)).graph.node)
-    count = max(1, math.ceil(fraction * layers))
-    workdir = job.workdir / f"harmful-{count}"
-    workdir.mkdir(parents=True, exist_ok=True)
-    nodes = harmful_nodes(job.onnx_fp32, failure.failing, (job.calibration or [])[:32],
-                          input_name=job.spec.name, count=count, workdir=workdir)
-    exported = failure.export(replace(job, workdir=workdir), exclude=nodes)
-    return replace(exported, details={**exported.details, "fallback_excluded": nodes})
 
 
 EXPORTER = Exporter(format=Format.ONNX, export=export_onnx_artifact, tools=_TOOLS,

@@ -54,6 +54,12 @@ from ._ui import console, points, results, say, table, write_json
     help="Largest mAP@0.5:0.95 drop vs fp32 (points) an artifact may have.",
 )
 @click.option(
+    "--time-budget", type=click.FloatRange(min=0), default=600, show_default=True,
+    metavar="SECONDS",
+    help="Seconds the whole export may take before the INT8 fallback search stops starting "
+         "candidates (the best measured one is kept); 0: no limit.",
+)
+@click.option(
     "--scheme", type=click.Choice(["u8s8", "s8s8"]), default=None,
     help="ONNX INT8 scheme (default: u8s8 on x86, s8s8 on Arm; s8s8 for TensorRT).",
 )
@@ -100,6 +106,7 @@ def export_command(
     val: str | None,
     address: str | None,
     max_drop: float,
+    time_budget: float,
     scheme: str | None,
     threads: int,
     imgsz: int | None,
@@ -137,6 +144,7 @@ def export_command(
                 calib_count=calib_count, threads=threads, imgsz=imgsz, weights=weights,
                 labels=_split(labels) if labels else None, name=name, opset=opset,
                 progress=progress, file_options=opt.file_options(), address=address,
+                time_budget=time_budget or None,
             )
         except export_api.ExportIncomplete as incomplete:
             status.stop()

@@ -133,7 +133,8 @@ def test_failing_gate_tries_fallbacks_and_exits_loudly(data: dict, tmp_path: Pat
     int8 = bundle.select(format="onnx", precision="int8")
     assert int8.accuracy["gate"] == "failed" and int8.accuracy["fallback"] is None
     cell = next(c for c in error.report["cells"] if c["key"] == "onnx/int8")
-    assert cell["fallbacks_tried"] == ["exclude-harmful-layers (10%)", "conv-inputs-only"]
+    tried = cell["fallbacks_tried"]
+    assert tried[0].startswith("mixed-precision (") and tried[-1] == "conv-inputs-only"
     # Each version measured is in the report, with what it cost.
     assert [a["name"] for a in cell["attempts"]] == ["as exported", *cell["fallbacks_tried"]]
     assert all(a["gate"] == "failed" and a["latency_ms_median"] > 0 for a in cell["attempts"])

@@ -28,7 +28,6 @@ from edgekit.export.quantize_onnx import (  # noqa: E402
     default_scheme,
     export_onnx_artifact,
     float_tail,
-    harmful_nodes,
 )
 
 from edgekit.bundle import InputSpec, Precision  # noqa: E402
@@ -157,19 +156,38 @@ def test_scheme_follows_the_machine() -> None:
     assert default_scheme("aarch64") is QuantScheme.S8S8
 
 
-def test_harmful_nodes_name_fp32_nodes_and_can_be_excluded(source: tuple,
-                                                           tmp_path: Path) -> None:
+def test_ranked_layers_name_fp32_nodes_and_can_be_excluded(source: tuple,
+                                                          tmp_path: Path) -> None:
+    from edgekit.export.sensitivity import rank_layers
+
     job = _job(source, tmp_path, Precision.INT8)
     first = export_onnx_artifact(job)
-    worst = harmful_nodes(source[1], first.path, source[2][:3], input_name="images", count=3,
-                          workdir=tmp_path)
-    names = {n.name for n in onnx.load(str(source[1])).graph.node}
-    assert len(worst) == 3 and set(worst) <= names
+    ranking = rank_layers(source[1], first.path, source[2], input_name="images",
+                          workdir=tmp_path, images=3)
+    nodes = {n.name: n.op_type for n in onnx.load(str(source[1])).graph.node}
+    # Every weighted layer with a quantized input is ranked, noisiest first, by a finite,
+    # positive noise-to-signal ratio (int8 rounding is never exact on random weights).
+    assert ranking and all(nodes[name] in WEIGHT_OPS for name, _ in ranking)
+    scores = [score for _, score in ranking]
+    assert scores == sorted(scores, reverse=True) and all(0 < s < 1 for s in scores)
+    worst = [name for name, _ in ranking[:3]]
     again = export_onnx_artifact(job, exclude=worst)
     assert again.details["excluded_nodes"] == sorted(worst)
     proto = onnx.load(str(again.path))
     excluded_inputs = {i for n in proto.graph.node if n.name in set(worst) for i in n.input}
     assert not excluded_inputs & set(_quantized_tensors(proto))
+
+
+def test_float_counts_cover_noise_shares_fewest_first() -> None:
+    from edgekit.export.sensitivity import float_counts
+
+    # One layer holds most of the noise: the first candidate keeps just it.
+    assert float_counts([("a", 8.0), ("b", 1.0), ("c", 0.5), ("d", 0.5)]) == [1]
+    assert float_counts([("a", 4.0), ("b", 4.0), ("c", 1.0), ("d", 1.0)]) == [1, 2]
+    # Spread evenly: a quarter, a half, three quarters, capped at half the layers.
+    even = [(str(i), 1.0) for i in range(8)]
+    assert float_counts(even) == [2, 4]
+    assert float_counts(even, cap=1.0) == [2, 4, 6]
 
 
 # --- OpenVINO IR -------------------------------------------------------------------------------
@@ -199,11 +217,33 @@ def test_openvino_ir_at_each_precision(source: tuple, tmp_path: Path,
                if op.get_friendly_name() in tail
                and any(v.get_node().get_type_name() == "FakeQuantize" for v in op.input_values())}
         assert tail and not fed
-        assert exported.details["accuracy_control"] is False
+        assert exported.details["float_layers"] == 0
     compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     x = source[2][1]
     tol = {Precision.FP32: 1e-3, Precision.FP16: 0.05, Precision.INT8: 2.0}[precision]
     np.testing.assert_allclose(compiled(x)[0], _run(source[1], x), atol=tol)
+
+
+def test_openvino_int8_keeps_excluded_onnx_nodes_float(source: tuple, tmp_path: Path) -> None:
+    ov = pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    from edgekit.export.openvino_ir import export_openvino
+
+    convs = [n.name for n in onnx.load(str(source[1])).graph.node if n.op_type == "Conv"][:3]
+    exported = export_openvino(_job(source, tmp_path, Precision.INT8), exclude=convs)
+    model = ov.Core().read_model(str(exported.path))
+    # The ONNX frontend names a conv with a bias '<node>/WithoutBiases': found all the same.
+    kept = {op.get_friendly_name(): op for op in model.get_ops()
+            if op.get_type_name() == "Convolution"
+            and op.get_friendly_name().rsplit("/", 1)[0] in set(convs)}
+    assert len(kept) == 3 and exported.details["float_layers"] == 3
+    assert exported.details["excluded_nodes"] == sorted(convs)
+    for op in kept.values():
+        assert all(v.get_node().get_type_name() != "FakeQuantize" for v in op.input_values())
+    quantized = [op for op in model.get_ops() if op.get_type_name() == "Convolution"
+                 and any(v.get_node().get_type_name() == "FakeQuantize"
+                         for v in op.input_values())]
+    assert quantized  # the others stay int8
 
 
 def test_openvino_export_declines_telemetry(source: tuple, tmp_path: Path) -> None:
