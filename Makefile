@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml constraints.txt
 	# ByteTrack for `edgekit run`: --no-deps, as trackers asks for the GUI opencv-python
 	# (it would overwrite the headless cv2); its real dependencies come with [pipeline].
 	$(BIN)/pip install -q -c constraints.txt --no-deps trackers
+	# ultralytics, for the tests that read Ultralytics checkpoints only: never a dependency
+	# of edgekit (AGPL-3.0). --no-deps: it asks for the GUI opencv-python and for torchvision
+	# (CUDA builds only on PyPI); reading a checkpoint needs nothing else the venv lacks.
+	$(BIN)/pip install -q -c constraints.txt --no-deps ultralytics
 	touch $(STAMP)
 
 # The main job on the embedded sample detector. The export step's leading '-' lets the demo go

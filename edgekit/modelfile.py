@@ -10,6 +10,8 @@ dynamic image dimension is filled only from metadata or ``--shape``, never guess
 from __future__ import annotations
 
 import ast
+import os
+import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -34,8 +36,9 @@ _CONVERT_FIRST = {
     ".pb": "a TensorFlow frozen graph: convert it first, e.g. `python -m tf2onnx.convert "
     "--graphdef MODEL.pb --inputs IN:0 --outputs OUT:0 --output model.onnx` (pip install "
     "tf2onnx), then give the .onnx",
-    ".pt": "a PyTorch checkpoint: run `edgekit export MODEL.pt -o BUNDLE` first (Ultralytics "
-    "checkpoints need `pip install ultralytics` in your environment), then give the bundle",
+    ".pt": "a PyTorch file edgekit does not run directly: export it first (`edgekit export "
+    "MODEL.pt -o BUNDLE` for TorchScript, `edgekit export package.module:factory --weights "
+    "MODEL.pt -o BUNDLE` for a state dict), then give the bundle",
     ".pth": "a PyTorch state dict: export it with `edgekit export package.module:factory "
     "--weights MODEL.pth -o BUNDLE` first",
     ".engine": "a TensorRT engine (tied to one GPU and TensorRT version): give the .onnx it "
@@ -55,6 +58,8 @@ class FileOptions:
         color: "rgb" or "bgr" (``--color``).
         resize: "letterbox" or "stretch" (``--resize``).
         labels: Class names (``--labels``).
+        head_from: Where ``head`` came from when the source model stated it (an Ultralytics
+            checkpoint's head class) rather than the user's ``--head``.
     """
 
     head: str | None = None
@@ -64,6 +69,7 @@ class FileOptions:
     color: str | None = None
     resize: str | None = None
     labels: tuple[str, ...] | None = None
+    head_from: str | None = None
 
     def flags(self) -> list[str]:
         """The preprocessing flags the user set, for the manifest's origin note."""
@@ -97,13 +103,43 @@ def check_model_path(path: Path) -> Format:
     )
 
 
+def cache_root() -> Path:
+    """Where edgekit keeps files it can rebuild (TensorRT engines, OpenVINO blobs, ONNX
+    files of checkpoints): ``$XDG_CACHE_HOME/edgekit``, else ``~/.cache/edgekit``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgekit"
+
+
+def is_ultralytics_checkpoint(path: str | Path) -> bool:
+    """Whether a file is a ``torch.save`` archive that pickles Ultralytics classes (its
+    pickle is read as bytes, never unpickled)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickles = [n for n in archive.namelist() if n.endswith("/data.pkl")]
+            return bool(pickles) and b"ultralytics." in archive.read(pickles[0])
+    except (zipfile.BadZipFile, OSError, KeyError):
+        return False
+
+
 def open_model_file(path: str | Path, *, options: FileOptions | None = None) -> Bundle:
-    """Opens a plain model file as an in-memory bundle (see ``wrap_model``)."""
+    """Opens a plain model file as an in-memory bundle (see ``wrap_model``).
+
+    An Ultralytics checkpoint (``best.pt``) is read by the user's own ``ultralytics`` and
+    converted once to an fp32 ONNX file in the cache (``edgekit.export``, parity-checked
+    against the checkpoint); that file is then opened as any other.
+    """
     from .backends import load_backend
 
     path = Path(path)
+    options = options or FileOptions()
+    if path.is_file() and path.suffix.lower() == ".pt" and is_ultralytics_checkpoint(path):
+        from .export.ultralytics_ckpt import checkpoint_onnx  # torch: only for checkpoints
+
+        onnx_file, options = checkpoint_onnx(path, options=options)
+        bundle = wrap_model(onnx_file, Format.ONNX, load_backend(onnx_file, Format.ONNX),
+                            options=options)
+        return Bundle(bundle.path, replace(bundle.manifest, name=path.stem))
     fmt = check_model_path(path)
-    return wrap_model(path, fmt, load_backend(path, fmt), options=options or FileOptions())
+    return wrap_model(path, fmt, load_backend(path, fmt), options=options)
 
 
 def parse_metadata(raw: dict[str, str]) -> dict[str, Any]:
@@ -195,7 +231,8 @@ def wrap_model(path: Path, fmt: Format, backend: Any, *, options: FileOptions) -
     facts = ModelFacts(inputs=backend.inputs, outputs=backend.outputs, metadata=metadata,
                        height=height, width=width,
                        num_classes=len(named) if named else None)
-    choice = recognise(facts, name=options.head)
+    choice = recognise(facts, name=options.head,
+                       named_by=options.head_from or "named with --head")
     head_cls = HEADS.load(choice.name)
     channels = info.shape[1] if layout is Layout.NCHW else info.shape[3]
     shape = ((1, channels, height, width) if layout is Layout.NCHW

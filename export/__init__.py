@@ -169,6 +169,10 @@ def export(model: Any, out: str | Path, *, formats: Iterable[Format | str] = (Fo
     _check_destination(Path(out))
     loaded = load_model(model, weights=weights, imgsz=imgsz)
     say(f"loaded {loaded.description}")
+    if loaded.head and not (file_options and file_options.head):
+        # The source states its convention (an Ultralytics checkpoint's head): no guessing.
+        file_options = replace(file_options or FileOptions(), head=loaded.head,
+                               head_from=f"stated by the source, {loaded.description}")
     size = _imgsz(loaded, imgsz)
     labels = labels or loaded.labels
     data = val if address is not None else None  # the path the gate's Ray workers open
@@ -318,7 +322,8 @@ def _base(loaded: LoadedModel, onnx_file: Path, work: Path, *, labels: list[str]
             _say_placeholder(labels, loaded.source, say)
     spec = replace(read.input, name=info["input_name"], shape=tuple(info["input_shape"]))
     say(f"checking parity on {len(SEEDS)} synthetic scenes")
-    parity = check_parity(loaded, onnx_file, spec, golden=work / GOLDEN_FILE)
+    parity = check_parity(loaded, onnx_file, spec, golden=work / GOLDEN_FILE,
+                          head=read.output.kind)
     say(f"parity: max |diff| {parity['max_abs_diff']:.3g} vs {parity['reference']}")
     if parity["max_abs_diff"] > parity["tolerance"]:
         raise ModelError(

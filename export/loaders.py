@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgekit.bundle import sha256_file
 from edgekit.errors import MissingDependencyError, ModelError
+from edgekit.modelfile import is_ultralytics_checkpoint
 
 from .shipped import SHIPPED, shipped_names
 
@@ -58,6 +59,8 @@ class LoadedModel:
         description: One line for logs and the manifest.
         labels: Class names the model carries (the sample's config, ONNX metadata), if any.
         imgsz: The model's own (height, width) input size, if it has one.
+        head: The output convention the source itself states (an Ultralytics checkpoint
+            knows whether its head is end-to-end); None: recognised from the outputs.
     """
 
     module: Any = None
@@ -68,6 +71,7 @@ class LoadedModel:
     description: str
     labels: list[str] | None = None
     imgsz: tuple[int, int] | None = None
+    head: str | None = None
 
     @property
     def is_onnx(self) -> bool:
@@ -198,8 +202,10 @@ def _from_zip(path: Path) -> LoadedModel:
         return _from_pt2(path)
     if "constants.pkl" in inner or any(n.startswith("code/") for n in inner):
         return _from_torchscript(path)
-    if "data.pkl" in inner and _is_ultralytics(path, names):
-        return _from_ultralytics(path)
+    if "data.pkl" in inner and is_ultralytics_checkpoint(path):
+        from .ultralytics_ckpt import load_ultralytics
+
+        return load_ultralytics(path)
     if "data.pkl" in inner:
         raise ModelError(
             f"{path} is a torch.save checkpoint (weights or a pickled model), not a program "
@@ -208,48 +214,6 @@ def _from_zip(path: Path) -> LoadedModel:
                  "weights, or save the model with torch.export.save (.pt2) or torch.jit.save.",
         )
     raise ModelError(f"{path} is a zip archive but not a PyTorch model (no program in it).")
-
-
-def _is_ultralytics(path: Path, names: list[str]) -> bool:
-    """Whether a torch.save archive pickles Ultralytics classes (read as bytes: never
-    unpickled here)."""
-    pickle_name = next(n for n in names if n.endswith("/data.pkl") or n == "data.pkl")
-    with zipfile.ZipFile(path) as archive:
-        return b"ultralytics.nn" in archive.read(pickle_name)
-
-
-def _from_ultralytics(path: Path) -> LoadedModel:
-    """An Ultralytics checkpoint (best.pt), read by the user's own ``ultralytics`` package.
-
-    edgekit never depends on it (it is AGPL-3.0): where it is installed, its ``YOLO`` class
-    unpickles the checkpoint (a full pickled model: only for files you trust) and the
-    network, class names and image size go the same path as any torch module.
-    """
-    if importlib.util.find_spec("ultralytics") is None:
-        raise MissingDependencyError(
-            "ultralytics",
-            purpose=f"reading the Ultralytics checkpoint {path.name} (edgekit does not "
-                    "install it: it is AGPL-3.0; alternatively export it to ONNX with "
-                    "`yolo export model=best.pt format=onnx` and give edgekit the .onnx)")
-    from ultralytics import YOLO
-
-    try:
-        wrapper = YOLO(str(path))
-    except Exception as exc:  # ultralytics raises many types for bad checkpoints
-        raise ModelError(f"ultralytics cannot read {path}: {first_line(exc)}") from None
-    module = wrapper.model
-    for layer in module.modules():  # the heads return only the decoded tensor when exporting
-        if hasattr(layer, "export"):
-            layer.export = True
-    names = wrapper.names
-    labels = [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
-    imgsz = getattr(module, "args", {}).get("imgsz") if isinstance(
-        getattr(module, "args", None), dict) else None
-    size = (int(imgsz), int(imgsz)) if isinstance(imgsz, int) else None
-    return _from_module(module, kind="ultralytics", source=str(path),
-                        source_sha256=sha256_file(path),
-                        description=f"Ultralytics checkpoint {path.name}", labels=labels,
-                        imgsz=size)
 
 
 def _from_pt2(path: Path) -> LoadedModel:

@@ -312,6 +312,7 @@ class Matrix:
         """Max |diff| of the artifact's outputs from the fp32 ONNX outputs on golden.npz."""
         from edgekit.backends import load_backend
         from edgekit.detector import input_feed, make_head_checked
+        from edgekit.heads import HEADS
 
         from .gate import backend_options
         from .parity import GOLDEN_FILE
@@ -323,8 +324,10 @@ class Matrix:
                                    options=backend_options(bundle, artifact, threads=self.threads))
             feed = input_feed(bundle.manifest, backend,
                               make_head_checked(bundle.manifest, backend))
-            diffs = [float(np.max(np.abs(np.asarray(backend.run(feed(x))[0], np.float32) - y)))
-                     for x, y in zip(inputs, outputs, strict=True)]
+            arrange = HEADS.load(bundle.manifest.output.kind).comparable
+            diffs = [float(np.max(np.abs(np.subtract(*arrange(
+                np.asarray(backend.run(feed(x))[0], np.float32), y)))))
+                for x, y in zip(inputs, outputs, strict=True)]
         except (EdgekitError, ValueError) as exc:  # ValueError: shapes differ
             self.say(f"{artifact.key}: cannot compare with the golden outputs: {exc}")
             return None

@@ -41,7 +41,8 @@ def sample_inputs(spec: InputSpec, *, seeds: Sequence[int] = SEEDS) -> list[np.n
 
 def check_parity(model: LoadedModel, onnx_path: str | Path, spec: InputSpec, *,
                  golden: str | Path | None = None, seeds: Sequence[int] = SEEDS,
-                 max_golden_bytes: int = GOLDEN_MAX_BYTES) -> dict[str, Any]:
+                 max_golden_bytes: int = GOLDEN_MAX_BYTES,
+                 head: str | None = None) -> dict[str, Any]:
     """Compares the exported ONNX file with its source on preprocessed synthetic scenes.
 
     Args:
@@ -51,6 +52,8 @@ def check_parity(model: LoadedModel, onnx_path: str | Path, spec: InputSpec, *,
         golden: Where to write the golden inputs/outputs (``.npz``); None to skip.
         seeds: One synthetic scene per seed.
         max_golden_bytes: The golden file keeps fewer images until it fits this size.
+        head: The output convention, whose ``comparable`` lines outputs up with the
+            reference (an end-to-end head's top-k rows are matched, not compared by position).
 
     Returns:
         ``{"max_abs_diff": float, "tolerance": float, "images": n, "reference": "torch" |
@@ -65,7 +68,10 @@ def check_parity(model: LoadedModel, onnx_path: str | Path, spec: InputSpec, *,
     else:
         reference, label = _torch_runner(model.module), "torch"
     outputs = [candidate(x) for x in inputs]
-    diffs = [_max_abs_diff(out, reference(x), onnx_path) for x, out in
+    from edgekit.heads import HEADS
+
+    arrange = HEADS.load(head).comparable if head else lambda out, ref: (out, ref)
+    diffs = [_max_abs_diff(*arrange(out, reference(x)), onnx_path) for x, out in
              zip(inputs, outputs, strict=True)]
     # Boxes are in pixels and scores in 0..1: the tolerance scales with the largest value.
     scale = max(1.0, max(float(np.max(np.abs(out))) for out in outputs))

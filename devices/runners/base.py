@@ -7,9 +7,7 @@ it merely asked for.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,11 +15,12 @@ import numpy as np
 from edgekit.backends import BackendOptions, format_runtimes
 from edgekit.bundle import Artifact, Bundle, Format, Precision
 from edgekit.errors import BundleError, MissingDependencyError, UnknownNameError
+from edgekit.modelfile import cache_root
 
 from ..detect import Facts
 from ..profiles import BoardProfile
 
-CACHE_ROOT = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgekit"
+CACHE_ROOT = cache_root()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -37,8 +37,12 @@ def context_for(board: str | None, *, facts: Any = None) -> tuple[Any, Any, Cont
 
 
 def is_plain_file(model: str | Path) -> bool:
+    """A file benchmarked as it is, on random inputs (an Ultralytics checkpoint is not: it
+    is opened as a detector, through the model-file loader's ONNX conversion)."""
+    from ..modelfile import is_ultralytics_checkpoint
+
     path = Path(model)
-    return str(model) != "sample" and not path.is_dir()
+    return str(model) != "sample" and not path.is_dir() and not is_ultralytics_checkpoint(path)
 
 
 def bench(model: str | Path, *, settings: BenchSettings, board: str | None = None,

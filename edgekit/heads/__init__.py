@@ -43,12 +43,14 @@ class HeadChoice:
     reason: str
 
 
-def recognise(facts: ModelFacts, *, name: str | None = None) -> HeadChoice:
+def recognise(facts: ModelFacts, *, name: str | None = None,
+              named_by: str = "named with --head") -> HeadChoice:
     """Recognises the output convention from the model's outputs and metadata.
 
     Args:
         facts: The model's tensors, metadata and input size.
         name: A head the user named (``--head``): it wins, and is checked against the outputs.
+        named_by: Who named it, for the reason printed (the user, or the source model).
 
     Raises:
         ModelError: no head fits (the error lists the outputs seen and the heads supported),
@@ -56,7 +58,7 @@ def recognise(facts: ModelFacts, *, name: str | None = None) -> HeadChoice:
     """
     if name is not None:
         HEADS.target(name)  # unknown names fail listing the valid ones
-        return HeadChoice(name, "named with --head")
+        return HeadChoice(name, named_by)
     found = [(n, r) for n in HEADS if (r := HEADS.load(n).match(facts))]
     if len(found) == 1:
         return HeadChoice(*found[0])

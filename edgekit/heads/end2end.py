@@ -38,6 +38,23 @@ class End2EndHead(Head):
             return f"one output {list(shape)}: {shape[1]} boxes of x1 y1 x2 y2 score class"
         return None
 
+    @classmethod
+    def comparable(cls, output: np.ndarray, reference: np.ndarray, *,
+                   score_tol: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+        """Each reference row beside its nearest output row: YOLO26/YOLOv10 take the top K
+        by score in the graph, and near-equal scores (fused vs unfused convs, another
+        runtime: 1e-6 apart) come out in either order. Rows within ``score_tol`` of the
+        reference's lowest score are left out: such a change may swap them in or out of
+        the top K."""
+        if output.shape != reference.shape or output.ndim != 3 or output.shape[0] != 1:
+            return output, reference
+        out, ref = output[0].astype(np.float32), reference[0].astype(np.float32)
+        ref = ref[ref[:, 4] > float(ref[:, 4].min()) + score_tol]
+        if not len(ref):
+            return output[:, :0], reference[:, :0]
+        nearest = np.abs(ref[:, None, :] - out[None, :, :]).max(axis=-1).argmin(axis=1)
+        return out[nearest][None], ref[None]
+
     def bind(self, outputs) -> None:
         if len(outputs) != 1 or len(outputs[0].shape) != 3 or outputs[0].shape[2] != 6:
             raise self.refuse("it gives one [1, K, 6] output")

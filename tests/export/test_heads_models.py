@@ -143,16 +143,14 @@ def test_heads_without_a_class_count_need_labels_to_export(tmp_path: Path, data)
         export(model, tmp_path / "b", val=str(data["images"]))
 
 
-def test_ultralytics_checkpoint_names_the_package(tmp_path: Path) -> None:
-    import importlib.util
+def test_ultralytics_checkpoint_names_the_package(tmp_path: Path, monkeypatch) -> None:
     import zipfile
 
     from edgekit.export import load_model
 
     from edgekit.errors import MissingDependencyError
 
-    if importlib.util.find_spec("ultralytics") is not None:
-        pytest.skip("ultralytics is installed here: the checkpoint would be read")
+    monkeypatch.setitem(sys.modules, "ultralytics", None)  # import fails as if not installed
     best = tmp_path / "best.pt"
     with zipfile.ZipFile(best, "w") as archive:  # what torch.save writes, minus the tensors
         archive.writestr("best/data.pkl", b"\\x80\\x02cultralytics.nn.tasks\\nDetectionModel\\n")
