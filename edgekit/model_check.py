@@ -38,13 +38,14 @@ def check_model(manifest: Manifest, artifact: Artifact, backend: Any) -> None:
         if artifact.format in _NAMED_FORMATS and spec.name != model_in.name:
             problems.append(f"input.name is '{spec.name}', the model's image input is "
                             f"'{model_in.name}'")
-        expected = _in_model_layout(spec.shape, spec.layout, _model_layout(artifact, spec.layout))
+        expected = _in_model_layout(_batched(spec.shape, artifact), spec.layout,
+                                    _model_layout(artifact, spec.layout))
         if len(model_in.shape) != len(expected):
             problems.append(f"input.shape {list(spec.shape)} has {len(expected)} dimensions, "
                             f"the model's input {_shape(model_in.shape)} has "
                             f"{len(model_in.shape)}")
-        elif any(isinstance(m, int) and m != e for m, e in zip(model_in.shape, expected,
-                                                                strict=True)):
+        elif any(isinstance(m, int) and e is not None and m != e
+                 for m, e in zip(model_in.shape, expected, strict=True)):
             problems.append(f"input.shape {list(spec.shape)} ({spec.layout}) does not fit the "
                             f"model's input {_shape(model_in.shape)}")
         if artifact.format in _DTYPE_FORMATS and np.dtype(spec.dtype) != model_in.dtype:
@@ -71,6 +72,15 @@ def _image_input(inputs: list[Any], name: str) -> Any:
     named = [i for i in inputs if i.name == name]
     four_d = [i for i in inputs if len(i.shape) == 4]
     return (named or four_d or inputs or [None])[0]
+
+
+def _batched(shape: tuple[int, ...], artifact: Artifact) -> tuple[Any, ...]:
+    """The manifest's one-image shape at the artifact's batch (``export --batch``): an int,
+    or "dynamic" (None here, matching any size)."""
+    batch = artifact.details.get("batch")
+    if batch is None or not shape:
+        return tuple(shape)
+    return (batch if isinstance(batch, int) else None, *shape[1:])
 
 
 def _model_layout(artifact: Artifact, default: Layout) -> Layout:

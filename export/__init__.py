@@ -95,7 +95,7 @@ def export(model: Any, out: str | Path, *, formats: Iterable[Format | str] = (Fo
            scheme: str | None = None, calib_count: int | None = None, threads: int = 2,
            progress: Callable[[str], None] | None = None,
            file_options: FileOptions | None = None, address: str | None = None,
-           time_budget: float | None = DEFAULT_TIME_BUDGET) -> Bundle:
+           time_budget: float | None = DEFAULT_TIME_BUDGET, batch: int | str = 1) -> Bundle:
     """Exports a detector into a bundle: every format at every precision, each one measured.
 
     The fp32 ONNX file is written first and checked against the source (parity); every other
@@ -147,6 +147,9 @@ def export(model: Any, out: str | Path, *, formats: Iterable[Format | str] = (Fo
             be a labelled dataset path every node can read. None: the gate runs here.
         time_budget: Seconds the whole export may take before the fallback search stops
             starting candidates (the best measured one is kept); None: no limit.
+        batch: Images per inference call of every artifact: N (fixed), or "dynamic" (ONNX
+            and OpenVINO only; TFLite files have a fixed batch). Recorded per artifact as
+            ``details["batch"]``; see ``batch.py`` for how each format gets it.
 
     Returns:
         The written bundle, loaded back and verified.
@@ -164,6 +167,7 @@ def export(model: Any, out: str | Path, *, formats: Iterable[Format | str] = (Fo
     """
     say = progress or _silent
     cells = _cells(_formats(formats), _precisions(precisions))
+    batch = _batch(batch, cells)
     _check_inputs(cells, calib, val)
     _check_address(address, val)
     _check_destination(Path(out))
@@ -180,18 +184,19 @@ def export(model: Any, out: str | Path, *, formats: Iterable[Format | str] = (Fo
     from .scratch import interruptible, scratch
 
     with interruptible(), scratch() as work:
-        say(f"exporting onnx fp32 at {size[0]}x{size[1]} (opset {opset})")
+        say(f"exporting onnx fp32 at {size[0]}x{size[1]} (opset {opset})"
+            + (f", batch {batch}" if batch != 1 else ""))
         from .onnx import export_onnx
 
         onnx_file = export_onnx(loaded, work / "model.onnx", imgsz=size, opset=opset,
-                                labels=labels, file_options=file_options)
+                                labels=labels, file_options=file_options, batch=batch)
         base = _base(loaded, onnx_file, work, labels=labels, say=say,
                      file_options=file_options)
         from .matrix import Matrix
 
         matrix = Matrix(loaded=loaded, base=base, work=work, cells=cells, say=say,
                         max_drop=max_drop, scheme=scheme, threads=threads, address=address,
-                        data=data, time_budget=time_budget)
+                        data=data, time_budget=time_budget, batch=batch)
         matrix.prepare(calib=calib, val=val, calib_count=calib_count)
         report = _write_bundle(loaded, out, base, matrix, name=name, say=say)
     bundle = Bundle.load(out)
@@ -206,6 +211,20 @@ def export(model: Any, out: str | Path, *, formats: Iterable[Format | str] = (Fo
                  "images, or a larger --max-drop if that loss is acceptable.",
             bundle=bundle, report=report)
     return bundle
+
+
+def _batch(value: int | str, cells: list[tuple[Format, Precision]]) -> int | str:
+    """The parsed --batch; refuses, before any work, a dynamic batch for TFLite."""
+    from .batch import DYNAMIC, parse_batch
+
+    batch = parse_batch(value)
+    if batch == DYNAMIC and any(f is Format.TFLITE for f, _ in cells):
+        raise EdgekitError(
+            "TFLite files have a fixed batch: --batch dynamic cannot make one.",
+            hint="Pass --batch N (a fixed number of images per call), or leave tflite out of "
+                 "--to for a dynamic batch. (litert-torch converts a dynamic batch only with "
+                 "NCHW input, and XNNPACK then cannot resize it: see export/batch.py.)")
+    return batch
 
 
 def _silent(_line: str) -> None:
@@ -320,7 +339,10 @@ def _base(loaded: LoadedModel, onnx_file: Path, work: Path, *, labels: list[str]
         if labels[0] == "class0":
             _needs_labels(read, loaded.source)
             _say_placeholder(labels, loaded.source, say)
-    spec = replace(read.input, name=info["input_name"], shape=tuple(info["input_shape"]))
+    # The spec describes one image's tensor (what preprocess makes); a batch dimension the
+    # file leaves free (export --batch) is the artifacts' fact, in their details.
+    shape = info["input_shape"]
+    spec = replace(read.input, name=info["input_name"], shape=(1, *shape[1:]))
     say(f"checking parity on {len(SEEDS)} synthetic scenes")
     parity = check_parity(loaded, onnx_file, spec, golden=work / GOLDEN_FILE,
                           head=read.output.kind)

@@ -39,6 +39,9 @@ class ExportJob:
             or None when the precision needs none.
         keep_float_tail: Keep the detection head's decode/score tail in float (INT8 of one
             tensor mixing pixel boxes with 0..1 scores destroys the scores: TOOLCHAIN.md).
+        batch: Images per call (``export --batch``): 1, N or "dynamic". ``onnx_fp32`` has a
+            dynamic batch when it is not 1; formats that cannot leave it free (TFLite) convert
+            at N, the others are pinned after the gate (``Exporter.pin_batch``).
     """
 
     model: LoadedModel
@@ -49,6 +52,7 @@ class ExportJob:
     workdir: Path
     calibration: Sequence[np.ndarray] | None
     keep_float_tail: bool = True
+    batch: int | str = 1
 
     def target(self, format: Format) -> Path:
         """Where the artifact goes: ``model_<precision>`` with the suffix the format's backend
@@ -119,9 +123,13 @@ class Exporter:
         tools: Packages whose versions go into the bundle's provenance.
         fallbacks: The format's own ways to recover an artifact that failed the gate,
             cheapest first (the gate tries its format-independent ones before these).
+        pin_batch: ``pin_batch(file, n)`` fixes a finished file's batch at n in place (after
+            the gate, which ran it batch-free); None where the exporter itself converts at
+            the job's batch.
     """
 
     format: Format
     export: Callable[..., ExportedFile]
     tools: tuple[str, ...]
     fallbacks: Callable[[GateFailure], Iterator[Fallback]] = no_fallbacks
+    pin_batch: Callable[[Path, int], None] | None = None

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.bundle import Artifact, Bundle, Format, Manifest, Precision
+from edgekit.bundle import Artifact, Bundle, Format, Manifest, Precision, sha256_file
 from edgekit.data.dataset import Dataset, check_labels, load_dataset
 from edgekit.errors import DatasetError, EdgekitError, ModelError
 
@@ -85,13 +85,15 @@ class Matrix:
                  max_drop: float = DEFAULT_MAX_DROP, scheme: str | None = None,
                  threads: int = 2, address: str | None = None,
                  data: str | Path | None = None,
-                 time_budget: float | None = DEFAULT_TIME_BUDGET) -> None:
+                 time_budget: float | None = DEFAULT_TIME_BUDGET,
+                 batch: int | str = 1) -> None:
         self.loaded, self.base, self.work, self.say = loaded, base, work, say
         # A Ray cluster sharing the gate's images (None: here), and the validation set's
         # path, which its workers open.
         self.address, self.data = address, data
         self.cells = [Cell(format=f, precision=p) for f, p in cells]
         self.max_drop, self.scheme, self.threads = float(max_drop), scheme, threads
+        self.batch = batch  # images per call of every artifact (export --batch, batch.py)
         self.calibration: Calibration | None = None
         self.dataset: Dataset | None = None
         self.label_free: Unlabelled | None = None
@@ -159,6 +161,7 @@ class Matrix:
             else:
                 assert reference is not None
                 artifact = self._gate(staged, cell, reference)
+            artifact = self._pin_batch(staged, artifact)
             diff = self._golden_diff(staged.bundle, artifact)
             artifact = replace(artifact, details={**artifact.details,
                                                   "golden_max_abs_diff": diff})
@@ -185,12 +188,37 @@ class Matrix:
         return ExportJob(model=self.loaded, onnx_fp32=self.base["onnx"], spec=self.base["spec"],
                          labels=self.base["labels"], precision=cell.precision,
                          workdir=self.work / f"{cell.format.value}-{cell.precision.value}",
-                         calibration=tensors if cell.precision is Precision.INT8 else None)
+                         calibration=tensors if cell.precision is Precision.INT8 else None,
+                         batch=self.batch)
 
     def _options(self, cell: Cell) -> dict[str, Any]:
         if cell.format is Format.ONNX and cell.precision is Precision.INT8 and self.scheme:
             return {"scheme": self.scheme}
         return {}
+
+    def _pin_batch(self, staged: BundleDir, artifact: Artifact) -> Artifact:
+        """Fixes a finished file at ``--batch N`` (the gate and its fallbacks ran it
+        batch-free, one image at a time) and records its batch; the golden replay that
+        follows runs the pinned file."""
+        if self.batch == 1:
+            return artifact
+        from . import EXPORTERS
+        from .batch import DYNAMIC
+
+        pin = EXPORTERS.load(artifact.format.value).pin_batch
+        path = staged.path / artifact.file
+        if pin is not None and self.batch != DYNAMIC:
+            pin(path, int(self.batch))
+        details = {**artifact.details, "batch": self.batch}
+        if details.get("companions"):
+            details["companions"] = {
+                name: {"sha256": sha256_file(staged.path / name),
+                       "size": (staged.path / name).stat().st_size}
+                for name in details["companions"]}
+        artifact = replace(artifact, sha256=sha256_file(path), size=path.stat().st_size,
+                           details=details)
+        staged.replace_artifact(artifact)
+        return artifact
 
     # --- the gate ----------------------------------------------------------------------------
 

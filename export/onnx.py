@@ -38,7 +38,7 @@ _META = "edgekit."
 def export_onnx(model: LoadedModel, path: str | Path, *, imgsz: int | tuple[int, int],
                 opset: int = 17, simplify: bool = True,
                 labels: list[str] | None = None,
-                file_options: FileOptions | None = None) -> Path:
+                file_options: FileOptions | None = None, batch: int | str = 1) -> Path:
     """Writes ``model`` as a static-shape ONNX detector at ``path``.
 
     Args:
@@ -52,6 +52,8 @@ def export_onnx(model: LoadedModel, path: str | Path, *, imgsz: int | tuple[int,
             count is inferred from the output shape.
         file_options: What the user said about the model (``--head``, preprocessing flags);
             the head is recognised from the outputs otherwise.
+        batch: 1, or anything else for a dynamic batch axis (``export --batch``, see
+            ``batch.py``: a fixed N is pinned into the finished files), checked image by image.
 
     Returns:
         ``path``.
@@ -65,13 +67,20 @@ def export_onnx(model: LoadedModel, path: str | Path, *, imgsz: int | tuple[int,
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="edgekit-onnx-") as work:
         raw = Path(work) / "raw.onnx"
+        batched = batch != 1
         if model.is_onnx:
-            output_shape = _static_copy(model, raw, height, width)
+            output_shape = _static_copy(model, raw, height, width, batched=batched)
         else:
-            output_shape = _trace(model, raw, height, width, opset)
+            output_shape = _trace(model, raw, height, width, opset, batched=batched)
         _check_head(raw, labels, model.source, file_options)
         proto = read_onnx(raw)  # full_check: type and shape inference over the whole graph
         proto, note = _slim(proto) if simplify else (proto, "no (not requested)")
+        if batched:
+            from .batch import check_batched
+
+            _save(proto, raw)
+            check_batched(raw, name=_first_input(proto).name, height=height, width=width,
+                          source=model.source)
     _annotate(proto, simplified=note, output_shape=output_shape, labels=labels,
               source=model.description)
     _save(proto, path)
@@ -143,7 +152,8 @@ def _check_head(path: Path, labels: list[str] | None, source: str,
 # --- torch -> ONNX -----------------------------------------------------------------------
 
 
-def _trace(model: LoadedModel, target: Path, height: int, width: int, opset: int) -> tuple:
+def _trace(model: LoadedModel, target: Path, height: int, width: int, opset: int, *,
+           batched: bool = False) -> tuple:
     torch = _torch()
     net = _exportable(model.module)
     dummy = torch.zeros(1, 3, height, width)
@@ -171,6 +181,8 @@ def _trace(model: LoadedModel, target: Path, height: int, width: int, opset: int
                 net, (dummy,), str(target), dynamo=False, opset_version=opset,
                 input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                 do_constant_folding=True,
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
+                if batched else None,
             )
         except Exception as exc:  # unsupported ops, data-dependent control flow
             raise ModelError(f"torch.onnx.export failed for {model.source}: {first_line(exc)}",
@@ -242,7 +254,8 @@ def _single_output(module: Any) -> Any:
 # --- ONNX -> ONNX ------------------------------------------------------------------------
 
 
-def _static_copy(model: LoadedModel, target: Path, height: int, width: int) -> tuple:
+def _static_copy(model: LoadedModel, target: Path, height: int, width: int, *,
+                 batched: bool = False) -> tuple:
     """Copies an ONNX source with its image input pinned to [1, 3, H, W]; returns the real
     output shape (from one onnxruntime run: symbolic output dims say nothing)."""
     import onnx
@@ -258,6 +271,9 @@ def _static_copy(model: LoadedModel, target: Path, height: int, width: int) -> t
     for dim, value in zip(shape, (1, 3, height, width), strict=True):
         dim.Clear()
         dim.dim_value = value
+    if batched:  # a named dim: the batch stays free (checked by check_batched)
+        shape[0].Clear()
+        shape[0].dim_param = "batch"
     _refuse_reduced_precision(proto, model.source)
     _save(proto, target)
     return tuple(_run_once(target, graph_input.name, height, width).shape)

@@ -20,6 +20,7 @@ from typing import Any
 from edgekit.bundle import Format, Precision
 from edgekit.errors import ModelError, require
 
+from .batch import pin_openvino
 from .jobs import ExportedFile, Exporter, ExportJob, Fallback, GateFailure
 from .loaders import first_line, quiet_logger, tool_versions
 
@@ -87,7 +88,10 @@ def _telemetry_off() -> None:
 def _convert(ov: Any, job: ExportJob) -> Any:
     try:
         # input= pins the shape even for ONNX sources whose file kept symbolic dims.
-        return ov.convert_model(str(job.onnx_fp32), input=[list(job.spec.shape)])
+        # A batch other than 1 stays free (-1) here: NNCF calibrates one image at a time;
+        # a fixed N is pinned after the gate (batch.py).
+        shape = [1 if job.batch == 1 else -1, *job.spec.shape[1:]]
+        return ov.convert_model(str(job.onnx_fp32), input=[shape])
     except Exception as exc:  # the ONNX frontend names the op it cannot take
         raise ModelError(f"OpenVINO cannot convert {job.onnx_fp32.name}: {first_line(exc)}",
                          hint="The op named above has no OpenVINO conversion; export the "
@@ -142,4 +146,4 @@ def openvino_fallbacks(failure: GateFailure) -> Iterator[Fallback]:
 
 
 EXPORTER = Exporter(format=Format.OPENVINO, export=export_openvino, tools=("openvino", "nncf"),
-                    fallbacks=openvino_fallbacks)
+                    fallbacks=openvino_fallbacks, pin_batch=pin_openvino)

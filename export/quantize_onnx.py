@@ -30,6 +30,7 @@ import numpy as np
 from edgekit.bundle import Format, Precision
 from edgekit.errors import ModelError, require
 
+from .batch import pin_onnx
 from .jobs import ExportedFile, Exporter, ExportJob, Fallback, GateFailure
 from .loaders import first_line, quiet_logger, tool_versions
 
@@ -270,4 +271,4 @@ def onnx_fallbacks(failure: GateFailure) -> Iterator[Fallback]:
 
 
 EXPORTER = Exporter(format=Format.ONNX, export=export_onnx_artifact, tools=_TOOLS,
-                    fallbacks=onnx_fallbacks)
+                    fallbacks=onnx_fallbacks, pin_batch=pin_onnx)

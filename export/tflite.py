@@ -94,6 +94,11 @@ def export_tflite(job: ExportJob, *, activations: str = "static") -> ExportedFil
     if job.model.module is None:
         from .onnx2tf_convert import convert_onnx
 
+        if job.batch != 1:
+            raise ModelError(f"TFLite at batch {job.batch} is made from PyTorch models only; "
+                             f"{job.model.source} is an ONNX file (onnx2tf converts batch 1).",
+                             hint="Export the PyTorch model, or leave tflite out of --to.")
+
         return convert_onnx(job)
     check_calibration(job)
     # Importing litert-torch imports TensorFlow's C++ runtime and torchao, which log notes
@@ -154,7 +159,7 @@ def _int8(job: ExportJob, target: Path) -> dict[str, Any]:
             operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
             algorithm_key=quantizer.AlgorithmName.NO_QUANTIZE)
     # Made as the quantizer reads them: at 640, 200 NHWC float tensors hold 983 MB.
-    samples = _Samples(job.calibration or ())
+    samples = _Samples(job.calibration or (), job.batch)
     _quantize(job, q, target, calibration={SIGNATURE: samples})
     float_file.unlink(missing_ok=True)
     facts: dict[str, Any] = {
@@ -235,20 +240,28 @@ def _channel_last(module: Any) -> Any:
 def _sample(job: ExportJob) -> Any:
     import torch
 
-    return torch.zeros(1, job.spec.height, job.spec.width, 3)
+    # The file's batch is the sample's: TFLite has no dynamic batch (export/batch.py).
+    batch = job.batch if isinstance(job.batch, int) else 1
+    return torch.zeros(batch, job.spec.height, job.spec.width, 3)
 
 
 class _Samples:
-    """ai-edge-quantizer's calibration inputs for one signature, each made when read."""
+    """ai-edge-quantizer's calibration inputs for one signature, each made when read; at
+    a batch N (export --batch), N tensors stacked per input, the last group filled up from
+    the first tensors so every sample is a whole batch of real images."""
 
-    def __init__(self, tensors: Any) -> None:
+    def __init__(self, tensors: Any, batch: int | str = 1) -> None:
+        n = batch if isinstance(batch, int) else 1
         self.tensors = tensors
+        self.groups = [[(start + k) % len(tensors) for k in range(n)]
+                       for start in range(0, len(tensors), n)]
 
     def __len__(self) -> int:
-        return len(self.tensors)
+        return len(self.groups)
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
-        return ({"args_0": _nhwc(t)} for t in self.tensors)
+        return ({"args_0": _nhwc(np.concatenate([self.tensors[i] for i in group]))}
+                for group in self.groups)
 
 
 def _nhwc(tensor: np.ndarray) -> np.ndarray:

@@ -120,17 +120,55 @@ class Backend(ABC):
 
     @property
     def outputs(self) -> list[TensorInfo]:
-        """The model's outputs, in order."""
-        return self._outputs
+        """The model's outputs, in order, as one image's results: where the image input has
+        a batch (dynamic, or fixed at N by ``export --batch``), an output of rank 3 or more
+        that leads with that batch reads 1 there (the heads decode one image; ``run`` takes
+        and returns any number)."""
+        batch = self._input_batch()
+        if batch == 1:
+            return self._outputs
+        return [TensorInfo(o.name, (1, *o.shape[1:]), o.dtype)
+                if len(o.shape) >= 3 and (o.shape[0] == batch or not isinstance(o.shape[0], int))
+                else o for o in self._outputs]
+
+    def _input_batch(self) -> int | None:
+        image = next((i for i in self._inputs if len(i.shape) == 4), None)
+        first = image.shape[0] if image is not None else 1
+        return first if isinstance(first, int) and first > 0 else None
 
     @property
     @abstractmethod
     def executed_on(self) -> str:
         """The device/provider that REALLY executes, read back from the runtime."""
 
-    @abstractmethod
+    @property
+    def batch(self) -> int | None:
+        """The image input's fixed batch size (``export --batch N``), None when dynamic."""
+        return self._input_batch()
+
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        """Runs one inference; inputs and outputs in model order."""
+        """Runs inference on the images stacked in ``inputs`` (model order); outputs likewise.
+
+        A model whose batch is fixed at N takes any number of images: fewer run padded with
+        zeros to N and the padding's results are dropped, more run in chunks of N. So a batch-4
+        artifact answers a single image (the gate, predict, eval) and a partial batch (a camera
+        that is late or dead) without the caller knowing N.
+        """
+        plan = self._batch_plan
+        if plan is None:
+            plan = self._batch_plan = _BatchPlan.of(self)
+        if plan.fixed is None or len(inputs) <= plan.image:
+            return self._run(inputs)
+        count = len(inputs[plan.image])
+        if count == plan.fixed:
+            return self._run(inputs)
+        return plan.run(self._run, inputs, count)
+
+    _batch_plan: _BatchPlan | None = None
+
+    @abstractmethod
+    def _run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """Runs one inference at the model's own batch; inputs and outputs in model order."""
 
     def metadata(self) -> dict[str, str]:
         """Key/value metadata stored in the model file (Ultralytics writes names, imgsz,
@@ -140,3 +178,46 @@ class Backend(ABC):
     def versions(self) -> dict[str, str]:
         """Runtime library versions, for provenance and benchmark fingerprints."""
         return {}
+
+
+@dataclass(frozen=True, slots=True)
+class _BatchPlan:
+    """How a fixed-batch model's inputs are padded or chunked (read once per backend)."""
+
+    fixed: int | None  # the image input's fixed batch; None: dynamic, run as given
+    image: int  # index of the image input (the one whose length counts the images)
+    batched: tuple[int, ...]  # inputs whose first dimension is the batch
+
+    @classmethod
+    def of(cls, backend: Backend) -> _BatchPlan:
+        infos = backend.inputs
+        image = next((i for i, info in enumerate(infos) if len(info.shape) == 4), 0)
+        fixed = backend.batch
+        batched = tuple(i for i, info in enumerate(infos)
+                        if info.shape and info.shape[0] == fixed)
+        return cls(fixed if fixed and image in batched else None, image, batched)
+
+    def run(self, run: Any, inputs: list[np.ndarray], count: int) -> list[np.ndarray]:
+        n = self.fixed
+        assert n is not None
+        parts: list[list[np.ndarray]] = []
+        for start in range(0, count, n):
+            take = min(n, count - start)
+            chunk = [self._slice(a, start, take, n) if i in self.batched else a
+                     for i, a in enumerate(inputs)]
+            outputs = run(chunk)
+            parts.append([o[:take] if o.ndim and o.shape[0] == n else o for o in outputs])
+        if len(parts) == 1:
+            return parts[0]
+        return [np.concatenate(outs, axis=0) for outs in zip(*parts, strict=True)]
+
+    @staticmethod
+    def _slice(array: np.ndarray, start: int, take: int, n: int) -> np.ndarray:
+        part = np.asarray(array)[start:start + take]
+        if take == n:
+            return part
+        # Zeros, not a repeated image: the padding's results are dropped, and zeros cost the
+        # runtime the same while never looking like a real frame in a debugger.
+        padded = np.zeros((n, *part.shape[1:]), part.dtype)
+        padded[:take] = part
+        return padded

@@ -126,7 +126,7 @@ class LiteRtBackend(Backend):
         # The delegate applies to the ops it supports; the rest run on LiteRT's own kernels.
         return "CPU (XNNPACK)" if self.xnnpack else "CPU (builtin kernels)"
 
-    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    def _run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(self._in):
             raise ModelError(f"{self.path.name} takes {len(self._in)} inputs, got {len(inputs)}.")
         resized, prepared = False, []

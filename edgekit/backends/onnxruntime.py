@@ -102,7 +102,7 @@ class OnnxRuntimeBackend(Backend):
     def executed_on(self) -> str:
         return self.session.get_providers()[0]
 
-    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    def _run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(self._input_names):
             raise ModelError(
                 f"{self.path.name} takes {len(self._input_names)} inputs, got {len(inputs)}."

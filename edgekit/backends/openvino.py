@@ -164,7 +164,7 @@ class OpenVinoBackend(Backend):
         # An ov.Type: its short name ("f32", "bf16") is what OpenVINO's docs and tools print.
         return value.get_type_name() if hasattr(value, "get_type_name") else str(value)
 
-    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    def _run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(self._inputs):
             raise ModelError(f"{self.path.name} takes {len(self._inputs)} inputs, "
                              f"got {len(inputs)}.")

@@ -68,6 +68,11 @@ from ._ui import console, points, results, say, table, write_json
     help="Inference threads while measuring latency.",
 )
 @click.option(
+    "--batch", default="1", show_default=True,
+    help="Images per inference call of every artifact: N, or 'dynamic' (ONNX, OpenVINO). "
+         "Cameras of `edgekit run` share one call when the artifact takes a batch.",
+)
+@click.option(
     "--imgsz",
     type=click.IntRange(32),
     default=None,
@@ -109,6 +114,7 @@ def export_command(
     time_budget: float,
     scheme: str | None,
     threads: int,
+    batch: str,
     imgsz: int | None,
     weights: Path | None,
     labels: str | None,
@@ -142,6 +148,7 @@ def export_command(
                 model, out, formats=_split(formats), precisions=_split(precisions),
                 calib=calib, val=val, max_drop=max_drop, scheme=scheme,
                 calib_count=calib_count, threads=threads, imgsz=imgsz, weights=weights,
+                batch=batch,
                 labels=_split(labels) if labels else None, name=name, opset=opset,
                 progress=progress, file_options=opt.file_options(), address=address,
                 time_budget=time_budget or None,
