@@ -45,6 +45,15 @@ class Plan:
     choice: Any = None  # edgekit.choice.Choice when the artifact was chosen by measurement
 
 
+def input_shapes(bundle: Bundle, artifact: Artifact | None = None) -> dict[str, list[int]]:
+    """The image input's shape at the artifact's batch (``export --batch N``; 1 for a
+    dynamic batch): TensorRT builds its engine, and keys its cache, on it."""
+    spec = bundle.manifest.input
+    batch = (artifact.details.get("batch") if artifact is not None else None) or 1
+    return {spec.name: [batch if isinstance(batch, int) else 1,
+                        *(int(d) for d in spec.shape[1:])]}
+
+
 def backend_for_format(fmt: Format, facts: Facts) -> str | None:
     """The backend that runs ``fmt`` here, or None when none of its runtimes is installed
     (the runtimes and their fallbacks as each backend declares them)."""

@@ -13,7 +13,7 @@ from edgekit.errors import EdgekitError
 
 from ..detect import Facts
 from ..profiles import BoardProfile
-from .base import CACHE_ROOT, Plan, Request, first_runnable, local_threads
+from .base import CACHE_ROOT, Plan, Request, first_runnable, input_shapes, local_threads
 
 FALLBACK = ("gpu", "cpu")
 
@@ -34,9 +34,8 @@ def plan(bundle: Bundle, board: BoardProfile, request: Request, facts: Facts) ->
             f"(devices: {', '.join(facts.openvino_devices) or 'none'}).",
             hint="Install the NPU driver, pick another --board, or allow a GPU/CPU fallback "
                  "explicitly with --allow-fallback.")
-    spec = bundle.manifest.input
     extra = {"cache_dir": str(CACHE_ROOT / "openvino"),
-             "shapes": {spec.name: [int(d) for d in spec.shape]}}
+             "shapes": input_shapes(bundle, artifact)}  # static: the NPU needs it
     if request.fallback:
         extra["fallback"] = list(FALLBACK)
     notes = () if has_npu else ("no NPU here: fallback to GPU/CPU allowed, see executed_on",)

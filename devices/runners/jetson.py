@@ -20,7 +20,7 @@ from edgekit.bundle import Artifact, Bundle, Format, Precision
 
 from ..detect import Facts
 from ..profiles import BoardProfile
-from .base import CACHE_ROOT, Plan, Request, first_runnable, local_threads
+from .base import CACHE_ROOT, Plan, Request, first_runnable, input_shapes, local_threads
 
 TRT = "TensorrtExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -67,11 +67,6 @@ def provider_chain(facts: Facts, *, precision: Precision, shapes: dict[str, list
     return providers, options, cache_dir
 
 
-def input_shapes(bundle: Bundle) -> dict[str, list[int]]:
-    spec = bundle.manifest.input
-    return {spec.name: [int(d) for d in spec.shape]}
-
-
 def plan(bundle: Bundle, board: BoardProfile, request: Request, facts: Facts) -> Plan:
     """Chooses the ONNX artifact and the provider chain for a Jetson."""
     artifact: Artifact
@@ -81,7 +76,7 @@ def plan(bundle: Bundle, board: BoardProfile, request: Request, facts: Facts) ->
         return Plan(artifact=artifact, backend=backend, requested="cpu",
                     options=BackendOptions(threads=local_threads(board, request, facts)))
     providers, provider_options, cache_dir = provider_chain(
-        facts, precision=artifact.precision, shapes=input_shapes(bundle),
+        facts, precision=artifact.precision, shapes=input_shapes(bundle, artifact),
         model_sha256=artifact.sha256)
     if cache_dir is not None:
         cache_dir.mkdir(parents=True, exist_ok=True)

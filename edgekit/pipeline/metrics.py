@@ -61,6 +61,7 @@ class Metrics:
         self.sink_errors: dict[str, str] = {}
         self.sink_dropped: dict[str, int] = {}
         self.events: dict[str, int] = {}
+        self.batches: dict[int, int] = {}  # images per inference call -> calls
 
     def stage(self, name: str, ms: float) -> None:
         with self._lock:
@@ -72,6 +73,10 @@ class Metrics:
     def camera(self, name: str) -> CameraCounters:
         with self._lock:
             return self.cameras.setdefault(name, CameraCounters())
+
+    def batch(self, size: int) -> None:
+        with self._lock:
+            self.batches[size] = self.batches.get(size, 0) + 1
 
     def event(self, kind: str) -> None:
         with self._lock:
@@ -113,6 +118,7 @@ class Metrics:
                 "end_to_end_ms": _merge(c.end_to_end for c in self.cameras.values()),
                 "cameras": cameras,
                 "events": dict(self.events),
+                "batch_sizes": dict(sorted(self.batches.items())),
                 "sink_errors": dict(self.sink_errors),
                 "sink_dropped": dict(self.sink_dropped),
             }

@@ -5,6 +5,14 @@ approaches 1 / (slowest stage) rather than 1 / (sum of stages). How much work ma
 by per-camera credits: an offline camera keeps ``queue_size`` frames in flight (throughput),
 a live camera one (a frame is read only when inference can take it next, so it is at most one
 inference old when inference starts; the source's own slot already keeps only the newest).
+
+Cameras share one inference call per tick when the model takes a batch (``export --batch N``
+or a dynamic batch), as DeepStream's nvstreammux does: a tick takes the frames waiting, and
+waits at most ``batch_timeout_s`` for the other cameras that are delivering. A camera that is
+late costs the others that wait once per tick; one that delivered nothing for ``stale_s``
+(dead, reconnecting) is not waited for at all. A fixed-batch model runs a partial batch
+padded with zeros and drops the padding's results (``Backend.run``); each result goes back to
+the camera whose frame it was.
 """
 
 from __future__ import annotations
@@ -41,6 +49,10 @@ class PipelineSettings:
         model: Score and IoU thresholds.
         join_timeout_s: Longest wait for one thread when stopping (nothing may hang).
         health: When failing frames stop the run (error rate over a time window).
+        batch_timeout_s: Longest wait, per tick, for the frames of the other delivering
+            cameras once one frame is ready (nvstreammux's batched-push-timeout); 0 takes
+            only the frames already waiting.
+        stale_s: A camera without a frame this long is not waited for (dead or reconnecting).
     """
 
     queue_size: int = 3
@@ -49,6 +61,8 @@ class PipelineSettings:
     model: ModelSettings = field(default_factory=ModelSettings)
     join_timeout_s: float = 5.0
     health: HealthSettings = field(default_factory=HealthSettings)
+    batch_timeout_s: float = 0.01
+    stale_s: float = 1.0
 
 
 @dataclass(slots=True)
@@ -67,6 +81,7 @@ class _Camera:
     credits: threading.Semaphore
     analytics: Any = None
     ended: bool = False
+    last_seen: float = field(default_factory=time.monotonic)  # its last frame at inference
 
 
 class _SinkRunner:
@@ -321,20 +336,46 @@ class Pipeline:
                     batch = [self._infer_q.get(timeout=_POLL_S)]
                 except queue.Empty:
                     continue
-                while len(batch) < self.model.batch:
-                    try:
-                        batch.append(self._infer_q.get_nowait())
-                    except queue.Empty:
-                        break
+                self._fill(batch)
                 ends = [item for item in batch if item.frame is None]
                 work = [item for item in batch if item.frame is not None]
+                now = time.monotonic()
                 for item in work:
                     item.camera.credits.release()  # the reader may fetch the next frame now
+                    item.camera.last_seen = now
+                for item in ends:
+                    item.camera.ended = True
                 live -= len(ends)
                 if work:
                     self._infer(work)
         finally:
             self._put_post(None)
+
+    def _fill(self, batch: list[_Item]) -> None:
+        """Adds the frames waiting, then waits (bounded) for the delivering cameras'."""
+        size = self.model.batch
+        while len(batch) < size:
+            try:
+                batch.append(self._infer_q.get_nowait())
+            except queue.Empty:
+                break
+        if len(batch) >= size or self.settings.batch_timeout_s <= 0:
+            return
+        now = time.monotonic()
+        have = {id(item.camera) for item in batch}
+        # Cameras worth waiting for: not in this batch yet, not ended, delivering lately.
+        waiting = sum(1 for cam in self.cameras if id(cam) not in have and not cam.ended
+                      and now - cam.last_seen < self.settings.stale_s)
+        want = min(size, len(batch) + waiting)
+        deadline = now + self.settings.batch_timeout_s
+        while len(batch) < want:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(self._infer_q.get(timeout=remaining))
+            except queue.Empty:
+                break
 
     def _infer(self, work: list[_Item]) -> None:
         now = time.time_ns()
@@ -349,6 +390,7 @@ class Pipeline:
                 self._camera_error(item.camera, f"inference failed: {exc}")
             return
         self.metrics.stage("inference", (time.perf_counter() - t0) * 1e3)
+        self.metrics.batch(len(work))
         for item, output in zip(work, outputs, strict=True):
             item.output = output
         self._put_post(work)
