@@ -248,7 +248,7 @@ def wrap_model(path: Path, fmt: Format, backend: Any, *, options: FileOptions) -
     output = replace(output, keypoints=head.num_keypoints)
     if labels:
         check_class_count(head, labels)
-    labels = labels or list(getattr(head_cls, "labels", None) or []) or [
+    labels = labels or head_cls.labels_for(facts) or [
         f"class{i}" for i in range(head.num_classes or 1)]
     artifact = Artifact(format=fmt, precision=Precision.FP32, file=path.name,
                         sha256=sha256_file(path), size=path.stat().st_size,

@@ -180,12 +180,30 @@ def _from_file(path: Path) -> LoadedModel:
         raise ModelError(f"{path} is empty (0 bytes).", hint="Re-export or re-download it.")
     if head == _ZIP_MAGIC:
         return _from_zip(path)
+    _refuse_runtime_format(path)
     foreign = next((what for magic, what in _FOREIGN_MAGIC.items() if head.startswith(magic)),
                    None)
     if foreign:
         raise ModelError(f"{path} is {foreign}, not a model.",
                          hint="Pass the model file (.pt2, TorchScript or .onnx).")
     return _from_onnx(path)
+
+
+def _refuse_runtime_format(path: Path) -> None:
+    """A .tflite or OpenVINO file is a model edgekit runs, not a source it exports from: say
+    so, instead of reporting it as a damaged ONNX file (seen with MediaPipe's BlazeFace)."""
+    from edgekit.backends import format_of
+    from edgekit.bundle import Format
+
+    fmt = format_of(path)
+    if fmt is None or fmt is Format.ONNX:
+        return
+    raise ModelError(
+        f"{path} is a {fmt.value} model: edgekit runs it as it is (info, predict, eval, bench, "
+        "run), but exports from PyTorch or ONNX sources.",
+        hint="For ONNX/OpenVINO/TFLite artifacts with the accuracy gate, convert it to ONNX "
+             "first (a .tflite with tflite2onnx or `python -m tf2onnx.convert --tflite`; an "
+             "OpenVINO model from the ONNX it was made from) and export the .onnx.")
 
 
 def _from_zip(path: Path) -> LoadedModel:

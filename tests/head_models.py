@@ -130,6 +130,21 @@ class BlazeFace(_Tiny):
         return torch.cat([offsets, size, points], -1), t[..., 16:] * 4
 
 
+class BlazePalm(BlazeFace):
+    """MediaPipe palm detection's convention: BlazeFace's, with 7 keypoints (18 values)."""
+
+    def __init__(self, size: int) -> None:
+        _Tiny.__init__(self, size, self.anchors[size] * 19)
+
+    def forward(self, x):
+        n = self.anchors[self.size]
+        t = self.values(x, n, 19)
+        offsets = torch.tanh(t[..., :2]) * self.size / 8
+        size = torch.sigmoid(t[..., 2:4]) * self.size / 3 + 2
+        points = torch.tanh(t[..., 4:18]) * self.size / 8
+        return torch.cat([offsets, size, points], -1), t[..., 18:] * 4
+
+
 class Scrfd(_Tiny):
     def __init__(self, size: int) -> None:
         super().__init__(size, sum(2 * (size // s) ** 2 * 15 for s in (8, 16, 32)))
@@ -163,9 +178,13 @@ MODELS = {
 }
 
 
+# Variants of a head's convention that are checked on their own (not every command).
+VARIANTS = {"blazepalm": (BlazePalm, ["input"], ["regressors", "classificators"])}
+
+
 def make_head_onnx(kind: str, path: Path, size: int = 64) -> Path:
-    """Exports the tiny model of ``kind`` (a key of MODELS) to ONNX at ``path``."""
-    cls, inputs, outputs = MODELS[kind]
+    """Exports the tiny model of ``kind`` (a key of MODELS or VARIANTS) to ONNX at ``path``."""
+    cls, inputs, outputs = {**MODELS, **VARIANTS}[kind]
     model = cls(size).eval()
     args = (torch.rand(1, 3, size, size),)
     if kind == "rtdetr":

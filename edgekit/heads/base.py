@@ -118,6 +118,13 @@ class Head(ABC):
         """Input-spec fields this convention's reference implementation feeds."""
         return dict(cls.preprocessing)
 
+    @classmethod
+    def labels_for(cls, facts: ModelFacts) -> list[str] | None:
+        """Class names the convention implies when the file names none (a face detector's
+        "face"), else None."""
+        labels = getattr(cls, "labels", None)
+        return list(labels) if labels else None
+
     @abstractmethod
     def bind(self, outputs: list[TensorInfo]) -> None:
         """Finds each output's role; raises ModelError when the model does not fit."""

@@ -71,15 +71,34 @@ def roles(outputs) -> tuple[int, int] | None:
     return reg, scores[0]
 
 
+# What MediaPipe's graphs feed and call the detectors of this family, by keypoint count. Face
+# detection (6 keypoints) takes RGB in [-1, 1]; palm detection (7 keypoints) takes RGB in
+# [0, 1] (its graph's ImageToTensorCalculator range). Seen on mediapipe 0.10.21's
+# palm_detection_lite.tflite: fed [-1, 1] it scored 1.0 on the border of photos without hands.
+_FACE = ("face", "BlazeFace", {"mean": (127.5, 127.5, 127.5), "std": (127.5, 127.5, 127.5),
+                               "pad_value": 0})
+FAMILY = {6: _FACE,
+          7: ("palm", "MediaPipe palm detection", {"mean": (0.0, 0.0, 0.0),
+                                                   "std": (255.0, 255.0, 255.0),
+                                                   "pad_value": 0})}
+
+
+def member(outputs) -> tuple[str, str, dict]:
+    """(label, model name, reference preprocessing) of the family member with these outputs."""
+    found = roles(outputs)
+    keypoints = (outputs[found[0]].shape[2] - 4) // 2 if found else 6
+    return FAMILY.get(keypoints, _FACE)
+
+
 class BlazeFaceHead(Head):
     """Anchor decode, sigmoid scores, weighted NMS; keypoints [N, K, 2]."""
 
     name = "blazeface"
     summary = "regressors [1,N,4+2K] + score logits [1,N,1] on MediaPipe SSD anchors"
     defaults = {"conf_threshold": 0.5, "iou_threshold": 0.3}
-    # MediaPipe feeds RGB in [-1, 1], the image fitted into the square input.
-    preprocessing = {"mean": (127.5, 127.5, 127.5), "std": (127.5, 127.5, 127.5),
-                     "pad_value": 0}
+    # MediaPipe feeds RGB in [-1, 1] (face) or [0, 1] (palm), the image fitted into the
+    # square input: see FAMILY.
+    preprocessing = _FACE[2]
     has_keypoints = True
     knows_classes = True
     labels = ["face"]
@@ -94,7 +113,16 @@ class BlazeFaceHead(Head):
         if anchors_for(facts.height, facts.width, n) is None:
             return None
         return (f"regressors {list(reg.shape)} and scores [1, {n}, 1]: {n} = MediaPipe SSD "
-                f"anchors for {facts.height}x{facts.width}, {(d - 4) // 2} keypoints (BlazeFace)")
+                f"anchors for {facts.height}x{facts.width}, {(d - 4) // 2} keypoints "
+                f"({member(facts.outputs)[1]})")
+
+    @classmethod
+    def preprocessing_for(cls, facts: ModelFacts) -> dict:
+        return dict(member(facts.outputs)[2])
+
+    @classmethod
+    def labels_for(cls, facts: ModelFacts) -> list[str]:
+        return [member(facts.outputs)[0]]
 
     def bind(self, outputs) -> None:
         found = roles(outputs)

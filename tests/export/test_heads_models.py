@@ -214,3 +214,44 @@ def test_tflite_conventions_decode_known_boxes(kind: str, tmp_path: Path, capsys
         np.testing.assert_allclose(record["keypoints"][0], want["keypoints"], atol=0.05)
     if "class_id" in want:
         assert record["class_id"] == want["class_id"]
+
+
+def test_mediapipe_palm_detector_is_named_and_fed_its_own_range(tmp_path: Path, data,
+                                                                 capsys) -> None:
+    """MediaPipe's palm detector shares BlazeFace's layout with 7 keypoints, but its graph
+    feeds RGB in [0, 1]: fed [-1, 1] (the face detector's range), mediapipe 0.10.21's
+    palm_detection_lite.tflite scored 1.0 on the border of photos without hands."""
+    from edgekit.modelfile import open_model_file
+
+    model = make_head_onnx("blazepalm", tmp_path / "palm.onnx")
+    code, _, err = run_cli(["info", str(model)], capsys)
+    assert code == 0, err
+    assert "7 keypoints (MediaPipe palm detection)" in err
+    manifest = open_model_file(model).manifest
+    assert manifest.labels == ["palm"]
+    assert manifest.input.mean == (0.0, 0.0, 0.0) and manifest.input.std == (255.0,) * 3
+    face = open_model_file(make_head_onnx("blazeface", tmp_path / "face.onnx")).manifest
+    assert face.labels == ["face"] and face.input.mean == (127.5,) * 3
+    out = tmp_path / "pred"
+    code, _, err = run_cli(["predict", str(model), str(data["images"]), "-o", str(out)], capsys)
+    assert code == 0, err
+    records = [r for line in (out / "detections.jsonl").read_text().splitlines()
+               for r in json.loads(line)["detections"]]
+    assert all(r["label"] == "palm" and len(r["keypoints"]) == 7 for r in records)
+
+
+@pytest.mark.parametrize("name,what", [("face.tflite", "tflite"), ("face.xml", "openvino")])
+def test_export_of_a_runtime_file_says_to_convert_it(name: str, what: str,
+                                                      tmp_path: Path) -> None:
+    """A MediaPipe .tflite given to export was reported as a truncated ONNX file."""
+    from edgekit.export import load_model
+
+    from edgekit.errors import ModelError
+
+    target = tmp_path / name
+    target.write_bytes(b"\x1c\x00\x00\x00TFL3" if what == "tflite" else b"<?xml version='1.0'?>")
+    with pytest.raises(ModelError) as err:
+        load_model(target)
+    text = str(err.value)
+    assert f"is a {what} model: edgekit runs it as it is" in text and "ONNX" in text
+    assert "truncated" not in text and "not a model" not in text
