@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import resource
+import signal
 import statistics
 import sys
 import tempfile
@@ -61,6 +62,9 @@ def main() -> int:
     parser.add_argument("--max-drop", type=float, default=1.0)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so the datasets' temporary directory goes too (the export
+    # itself handles the signal while it runs).
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
 
     from edgekit.export import ExportIncomplete, export
 
