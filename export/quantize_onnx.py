@@ -236,10 +236,11 @@ def _to_int8(job: ExportJob, target: Path, scheme: QuantScheme, floats: list[str
         raise ModelError(f"INT8 export of {job.onnx_fp32.name} needs calibration images.",
                          hint="Pass calib= (a folder of images, a video or a dataset).")
     activation = quant.QuantType.QUInt8 if scheme is QuantScheme.U8S8 else quant.QuantType.QInt8
+    source = _per_channel_opset(job.onnx_fp32, job.workdir)
     try:
         with quiet_logger():
             quant.quantize_static(
-                str(job.onnx_fp32), str(target), _Reader(job.spec.name, job.calibration),
+                str(source), str(target), _Reader(job.spec.name, job.calibration),
                 quant_format=quant.QuantFormat.QDQ, activation_type=activation,
                 weight_type=quant.QuantType.QInt8, per_channel=True,
                 calibrate_method=quant.CalibrationMethod.MinMax, nodes_to_exclude=floats,
@@ -252,6 +253,34 @@ def _to_int8(job: ExportJob, target: Path, scheme: QuantScheme, floats: list[str
                          f"{first_line(exc)}",
                          hint="Check the op named above is supported by onnxruntime's "
                               "quantizer, or export fp32/fp16 only.") from None
+
+
+# Per-channel Q/DQ needs DequantizeLinear's ``axis`` (opset 13). onnxruntime's quantizer
+# writes it into older graphs all the same, and onnxruntime then refuses the file: seen on
+# MediaPipe's BlazeFace converted to ONNX at opset 11 by tflite2onnx.
+_PER_CHANNEL_OPSET = 13
+
+
+def _per_channel_opset(source: Path, workdir: Path) -> Path:
+    """``source``, or a copy converted to opset 13 where it is older."""
+    import onnx
+    from onnx import version_converter
+
+    proto = onnx.load(str(source))
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset >= _PER_CHANNEL_OPSET:
+        return source
+    try:
+        converted = version_converter.convert_version(proto, _PER_CHANNEL_OPSET)
+        onnx.checker.check_model(converted, full_check=True)
+    except Exception as exc:  # the converter raises untyped errors naming an op
+        raise ModelError(
+            f"{source.name} is at opset {opset}; per-channel INT8 needs opset "
+            f"{_PER_CHANNEL_OPSET}, and onnx's version converter failed: {first_line(exc)}",
+            hint=f"Re-export the model at opset {_PER_CHANNEL_OPSET} or newer.") from None
+    target = workdir / f"{source.stem}-opset{_PER_CHANNEL_OPSET}.onnx"
+    onnx.save(converted, str(target))
+    return target
 
 
 # --- the gate's INT8 fallbacks for ONNX ------------------------------------------------------

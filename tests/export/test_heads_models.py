@@ -255,3 +255,26 @@ def test_export_of_a_runtime_file_says_to_convert_it(name: str, what: str,
     text = str(err.value)
     assert f"is a {what} model: edgekit runs it as it is" in text and "ONNX" in text
     assert "truncated" not in text and "not a model" not in text
+
+
+def test_int8_of_an_old_opset_model_loads(tmp_path: Path, data) -> None:
+    """Per-channel INT8 needs opset 13: MediaPipe's BlazeFace converted to ONNX at opset 11
+    came out of onnxruntime's quantizer as a file onnxruntime refused, and the export died."""
+    import onnx
+    import torch
+    from edgekit.export import export
+    from head_models import BlazeFace
+
+    from edgekit.bundle import Bundle
+
+    source = tmp_path / "face11.onnx"
+    torch.onnx.export(BlazeFace(64).eval(), (torch.rand(1, 3, 64, 64),), str(source),
+                      input_names=["input"], output_names=["regressors", "classificators"],
+                      opset_version=11, dynamo=False)
+    bundle = export(source, tmp_path / "b", formats=("onnx",), precisions=("fp32", "int8"),
+                    val=str(data["images"]), calib=str(data["images"]), max_drop=100)
+    loaded = Bundle.load(bundle.path)
+    int8 = loaded.select(format="onnx", precision="int8")
+    proto = onnx.load(str(loaded.file(int8)))
+    assert next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 13
+    assert int8.accuracy["gate"] == "passed" and int8.accuracy["label_free"] is True
