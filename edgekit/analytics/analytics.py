@@ -1,13 +1,15 @@
 """Tracking (ByteTrack), line crossings per class and direction, zone dwell times.
 
-The tracker and the geometry come from maintained libraries: ``trackers.ByteTrackTracker``
+The tracker and the zone geometry come from maintained libraries: ``trackers.ByteTrackTracker``
 (Roboflow's trackers; supervision 0.31 removed its own ``sv.ByteTrack`` and points there) and
-supervision's ``LineZone``/``PolygonZone``. This module only keeps the per-class, per-direction
-books and turns changes into events.
+supervision's ``PolygonZone``. This module keeps the per-class, per-direction books, the
+hysteresis that turns a jittery box into one count (``min_frames``, ``enter_frames``,
+``exit_frames``), and turns changes into events.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,14 +27,69 @@ def _scaled(points: tuple[tuple[float, float], ...], relative: bool, size: tuple
     return pts
 
 
+@dataclass(slots=True)
+class _Side:
+    """Where a track is relative to a counting line."""
+
+    side: bool  # the side it was last counted on (or first seen on)
+    streak: int  # consecutive observations on the other side
+    last_ns: int  # when it was last seen near the line
+
+
 class _Line:
-    def __init__(self, sv: Any, config: LineConfig, pts: np.ndarray) -> None:
-        self.config = config
+    """A counting line: a track is counted when its box centre has moved to the other side and
+    stayed there for ``min_frames`` observations.
+
+    Not supervision's ``LineZone``: that forgets a track absent for ``min_frames + 1`` frames,
+    so a vehicle that crosses while hidden (behind a parked truck on testsrc://) came back
+    as a stranger on the far side and was never counted. Here a track's side is kept as long
+    as the tracker keeps the track itself (``keep_ns``).
+    """
+
+    def __init__(self, config: LineConfig, pts: np.ndarray, keep_ns: int) -> None:
+        self.config, self.keep_ns = config, keep_ns
         self.points = pts.round().astype(int)
-        # One anchor (the box centre): a box counts once its centre crosses, however large.
-        self.zone = sv.LineZone(start=sv.Point(*pts[0]), end=sv.Point(*pts[1]),
-                                triggering_anchors=[sv.Position.CENTER])
+        self.start, self.vector = pts[0], pts[1] - pts[0]
         self.counts: dict[str, dict[str, int]] = {d: {} for d in config.directions}
+        self.tracks: dict[int, _Side] = {}
+
+    def crossings(self, centres: np.ndarray, ids: np.ndarray, ts: int) -> list[tuple[int, int]]:
+        """(row, direction index) for each track that has just crossed; direction 0 is
+        supervision's "in" (to the right of start -> end, as the image shows it)."""
+        rel = centres - self.start
+        along = rel @ self.vector / float(self.vector @ self.vector)
+        # Right of start -> end in image coordinates (y down): supervision's "in" side.
+        right = self.vector[0] * rel[:, 1] - self.vector[1] * rel[:, 0] < 0
+        out = []
+        for row, (tid, t, side) in enumerate(zip(ids.tolist(), along, right, strict=True)):
+            if tid < 0 or not 0.0 <= t <= 1.0:  # unconfirmed, or beside the line's ends
+                continue
+            state = self.tracks.get(tid)
+            if state is None:
+                self.tracks[tid] = _Side(bool(side), 0, ts)
+                continue
+            state.last_ns = ts
+            state.streak = state.streak + 1 if side != state.side else 0
+            if state.streak >= self.config.min_frames:
+                state.side, state.streak = bool(side), 0
+                out.append((row, 0 if side else 1))
+        for tid in [t for t, st in self.tracks.items() if ts - st.last_ns > self.keep_ns]:
+            del self.tracks[tid]  # the tracker has dropped it too: memory stays bounded
+        return out
+
+
+@dataclass(slots=True)
+class _Visit:
+    """A track's stay in a zone: counted once it has been seen inside ``enter_frames`` times;
+    it ends when the track is seen outside ``exit_frames`` times in a row."""
+
+    since_ns: int  # first seen inside
+    label: str
+    inside: int = 0  # observations inside during this stay
+    outside: int = 0  # consecutive observations outside
+    last_ns: int = 0  # last seen inside
+    left_ns: int = 0  # first seen outside, in the current run outside
+    counted: bool = False
 
 
 class _Zone:
@@ -40,11 +97,14 @@ class _Zone:
         self.config = config
         self.points = pts.round().astype(np.int64)
         self.zone = sv.PolygonZone(polygon=self.points, triggering_anchors=[sv.Position.CENTER])
-        self.inside: dict[int, tuple[int, str]] = {}  # tracker id -> (entered at ns, label)
-        self.unseen: dict[int, tuple[int, int]] = {}  # inside but not detected: (frames, last ns)
+        self.visits: dict[int, _Visit] = {}  # tracker id -> its visit (counted or not yet)
         self.entered = 0
         self.dwell_total_s = 0.0
         self.exits = 0
+
+    @property
+    def occupancy(self) -> int:
+        return sum(v.counted for v in self.visits.values())
 
 
 class Analytics:
@@ -72,6 +132,9 @@ class Analytics:
 
             raise ConfigError(f"Analytics classes {sorted(unknown)} are not model labels.",
                               hint=f"The model's labels: {', '.join(labels)}.")
+        # How long the tracker keeps a lost track (its buffer is in 30 fps frames, and with
+        # timestamps it counts time): a line or zone keeps a track's state as long.
+        self._keep_ns = int(t.lost_track_buffer / 30.0 * 1e9)
         self._size: tuple[int, int] | None = None
         self.lines: list[_Line] = []
         self.zones: list[_Zone] = []
@@ -81,16 +144,17 @@ class Analytics:
         rel = self.config.relative
         old_lines = {x.config.name: x for x in self.lines}
         old_zones = {x.config.name: x for x in self.zones}
-        self.lines = [_Line(self.sv, c, _scaled((c.start, c.end), rel, size))
+        self.lines = [_Line(c, _scaled((c.start, c.end), rel, size), self._keep_ns)
                       for c in self.config.lines]
         self.zones = [_Zone(self.sv, c, _scaled(c.polygon, rel, size)) for c in self.config.zones]
         for line in self.lines:
-            if line.config.name in old_lines:
-                line.counts = old_lines[line.config.name].counts
+            old = old_lines.get(line.config.name)
+            if old is not None:
+                line.counts, line.tracks = old.counts, old.tracks
         for zone in self.zones:
             old = old_zones.get(zone.config.name)
             if old is not None:
-                zone.inside, zone.entered, zone.unseen = old.inside, old.entered, old.unseen
+                zone.visits, zone.entered = old.visits, old.entered
                 zone.dwell_total_s, zone.exits = old.dwell_total_s, old.exits
         self._size = size
 
@@ -125,55 +189,63 @@ class Analytics:
         events = []
         for line in self.lines:
             subset = self._selected(tracked, line.config.classes)
-            crossed = line.zone.trigger(subset)
-            for direction, mask in zip(line.config.directions, crossed, strict=True):
-                for cid, tid in zip(subset.class_id[mask], subset.tracker_id[mask], strict=True):
-                    label = self._label(int(cid))
-                    book = line.counts[direction]
-                    book[label] = book.get(label, 0) + 1
-                    events.append({"type": "line_crossing", "line": line.config.name,
-                                   "direction": direction, "class": label,
-                                   "tracker_id": int(tid), "timestamp_ns": ts})
+            if not len(subset) and not line.tracks:
+                continue
+            ids = subset.tracker_id if subset.tracker_id is not None else np.full(len(subset), -1)
+            centres = subset.get_anchors_coordinates(self.sv.Position.CENTER).reshape(-1, 2)
+            for row, way in line.crossings(centres, np.asarray(ids), ts):
+                label = self._label(int(subset.class_id[row]))
+                direction = line.config.directions[way]
+                book = line.counts[direction]
+                book[label] = book.get(label, 0) + 1
+                events.append({"type": "line_crossing", "line": line.config.name,
+                               "direction": direction, "class": label,
+                               "tracker_id": int(ids[row]), "timestamp_ns": ts})
         return events
 
     def _zones(self, tracked: Any, ts: int) -> list[dict]:
         events = []
+        seen = ({int(t) for t in tracked.tracker_id if t >= 0}
+                if tracked.tracker_id is not None else set())
         for zone in self.zones:
             subset = self._selected(tracked, zone.config.classes)
             mask = zone.zone.trigger(subset) if len(subset) else np.zeros(0, bool)
             now_inside = {int(t): self._label(int(c)) for t, c, m in
                           zip(subset.tracker_id, subset.class_id, mask, strict=True)
-                          if m and t >= 0}
-            seen = {int(t) for t in tracked.tracker_id} if tracked.tracker_id is not None \
-                else set()
+                          if m and t >= 0} if len(subset) else {}
             for tid, label in now_inside.items():
-                zone.unseen.pop(tid, None)
-                if tid not in zone.inside:
-                    zone.inside[tid] = (ts, label)
+                visit = zone.visits.setdefault(tid, _Visit(ts, label))
+                visit.inside, visit.outside, visit.last_ns = visit.inside + 1, 0, ts
+                # Counted after enter_frames inside: a box whose centre grazes the edge for
+                # a frame (a weak detection) is no entry, one that flickers across it (a
+                # parked car on the border) is one.
+                if not visit.counted and visit.inside >= zone.config.enter_frames:
+                    visit.counted = True
                     zone.entered += 1
                     events.append({"type": "zone_enter", "zone": zone.config.name,
                                    "class": label, "tracker_id": tid, "timestamp_ns": ts})
-            # Seen outside the zone, or missed for longer than the tracker keeps a lost track:
-            # the dwell ends and the entry is freed (memory stays bounded). A track missed for
-            # a frame or two (occlusion, a weak detection) is still inside: exiting it then
-            # counted its return as a new entry (30 entries for 8 on testsrc://).
-            for tid in [t for t in zone.inside if t not in now_inside]:
-                if tid not in seen:
-                    frames, last_ns = zone.unseen.get(tid, (0, ts))
-                    if frames < self.config.tracker.lost_track_buffer:
-                        zone.unseen[tid] = (frames + 1, last_ns)
+            for tid in [t for t in zone.visits if t not in now_inside]:
+                visit = zone.visits[tid]
+                if tid in seen:  # seen outside: the stay ends after exit_frames in a row
+                    if not visit.outside:
+                        visit.left_ns = ts
+                    visit.outside += 1
+                    if visit.outside < zone.config.exit_frames:
                         continue
-                    ts_end = last_ns
-                else:
-                    ts_end = ts
-                zone.unseen.pop(tid, None)
-                entered_ns, label = zone.inside.pop(tid)
-                dwell = (ts_end - entered_ns) / 1e9
-                zone.dwell_total_s += dwell
-                zone.exits += 1
-                events.append({"type": "zone_exit", "zone": zone.config.name, "class": label,
-                               "tracker_id": tid, "dwell_s": round(dwell, 3),
-                               "timestamp_ns": ts})
+                elif ts - visit.last_ns <= self._keep_ns:
+                    continue  # not detected now: still inside while the tracker keeps it
+                del zone.visits[tid]
+                if visit.counted:
+                    # From the first frame inside to the first frame seen outside (or the
+                    # last seen inside, for a track that vanished): the hysteresis delays the
+                    # events, not the dwell.
+                    end_ns = visit.left_ns if visit.outside else visit.last_ns
+                    dwell = (end_ns - visit.since_ns) / 1e9
+                    zone.dwell_total_s += dwell
+                    zone.exits += 1
+                    events.append({"type": "zone_exit", "zone": zone.config.name,
+                                   "class": visit.label, "tracker_id": tid,
+                                   "dwell_s": round(dwell, 3), "timestamp_ns": ts})
         return events
 
     def counts(self) -> dict[str, Any]:
@@ -182,7 +254,7 @@ class Analytics:
             "lines": {x.config.name: {d: dict(c) for d, c in x.counts.items()}
                       for x in self.lines},
             "zones": {z.config.name: {
-                "occupancy": len(z.inside), "entered": z.entered,
+                "occupancy": z.occupancy, "entered": z.entered,
                 "mean_dwell_s": round(z.dwell_total_s / z.exits, 3) if z.exits else None}
                 for z in self.zones},
         }
@@ -201,5 +273,5 @@ class Analytics:
             cv2.polylines(image, [zone.points.reshape(-1, 1, 2).astype(np.int32)], True,
                           (255, 0, 255), 2)
             x, y = (int(v) for v in zone.points[0])
-            cv2.putText(image, f"{zone.config.name} {len(zone.inside)}", (x + 4, y + 16),
+            cv2.putText(image, f"{zone.config.name} {zone.occupancy}", (x + 4, y + 16),
                         cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 0, 255), 1, cv2.LINE_AA)

@@ -16,7 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["LABELS", "draw_object", "paste", "render_scene", "write_dataset"]
+__all__ = ["CLASS_P", "LABELS", "VEHICLES", "Camera", "Road", "Sprite", "compose", "draw_object",
+           "paste", "place_object", "render_scene", "road_background", "write_dataset"]
 
 LABELS: tuple[str, ...] = (
     "car", "truck", "bus", "motorcycle", "bicycle", "pedestrian", "traffic_light",
@@ -30,7 +31,8 @@ _SIZE_M = {
     BICYCLE: (1.75, 1.05), PEDESTRIAN: (0.55, 1.75), TRAFFIC_LIGHT: (0.35, 0.95),
 }
 # Vehicles are a bit more common than the rest, as on a real road.
-_CLASS_P = np.array([0.22, 0.12, 0.1, 0.12, 0.12, 0.18, 0.14])
+CLASS_P = np.array([0.22, 0.12, 0.1, 0.12, 0.12, 0.18, 0.14])
+VEHICLES: tuple[int, ...] = (CAR, TRUCK, BUS, MOTORCYCLE)
 _CAMERA_HEIGHT_M = 3.0  # pixels per metre at image row y is (y - horizon) / camera height
 _MAX_VISIBLE_HIDDEN = 0.7  # objects more hidden than this are dropped from the labels
 _MIN_BOX_PX = 4.0
@@ -38,7 +40,7 @@ _NOISE = np.random.default_rng(20240611).normal(0.0, 1.0, (1024, 1024, 3)).astyp
 
 
 @dataclass
-class _Sprite:
+class Sprite:
     """One object drawn in local coordinates, ready to composite."""
 
     class_id: int
@@ -47,6 +49,95 @@ class _Sprite:
     y0: int
     box: tuple[int, int, int, int]  # labelled part (x0, y0, x1, y1) in patch coordinates
     depth: float  # base row: larger is nearer, drawn later
+
+
+@dataclass(frozen=True, slots=True)
+class Road:
+    """A scene's ground plane: where the horizon is and how large things look on it.
+
+    The camera sits ``_CAMERA_HEIGHT_M`` above flat ground, so an object standing on image row
+    ``base`` is ``(base - horizon) / camera height`` pixels per metre: every object of a scene,
+    still or moving, is sized by this one rule.
+    """
+
+    width: int
+    height: int
+    horizon: int
+    vanish_x: float
+
+    def pixels_per_metre(self, base: float) -> float:
+        """Scale of an object whose lowest row (where it touches the ground) is ``base``."""
+        return (base - self.horizon) / _CAMERA_HEIGHT_M
+
+    def base_range(self, class_id: int) -> tuple[float, float]:
+        """Rows an object of ``class_id`` may stand on: from about 10 px large to the largest
+        the training scenes hold (about half the image)."""
+        wm, hm = _SIZE_M[class_id]
+        lo = self.horizon + max(2.0, 10.0 * _CAMERA_HEIGHT_M / max(wm, hm))
+        hi = self.horizon + min(self.height * 1.05 - self.horizon,
+                                0.55 * self.height * _CAMERA_HEIGHT_M / hm,
+                                0.75 * self.width * _CAMERA_HEIGHT_M / wm)
+        return lo, max(lo + 1, hi)
+
+    def row_for_width(self, class_id: int, pixels: float) -> float:
+        """The row on which an object of ``class_id`` is ``pixels`` wide."""
+        return self.horizon + pixels * _CAMERA_HEIGHT_M / _SIZE_M[class_id][0]
+
+    def size(self, class_id: int, base: float, jitter: np.ndarray) -> tuple[int, int]:
+        """(width, height) in pixels of an object of ``class_id`` standing on row ``base``."""
+        wm, hm = _SIZE_M[class_id]
+        ppm = self.pixels_per_metre(base)
+        return max(3, int(wm * ppm * jitter[0])), max(3, int(hm * ppm * jitter[1]))
+
+
+@dataclass(frozen=True, slots=True)
+class Camera:
+    """A scene's photometry: tone curve, optional blur, optional sensor noise.
+
+    ``render_scene`` draws one per scene; a video of one scene (``testsrc://``) keeps it for
+    every frame, as a real camera keeps its exposure, and only draws fresh noise per frame.
+    """
+
+    lut: np.ndarray  # uint8 [256]
+    blur_sigma: float | None
+    noise_at: tuple[int, int] | None  # offset into the noise bank
+    noise_scale: float
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, width: int, height: int) -> Camera:
+        gamma = rng.uniform(0.6, 1.6)
+        contrast, brightness = rng.uniform(0.6, 1.25), rng.uniform(-0.25, 0.2)
+        x = np.linspace(0.0, 1.0, 256) ** gamma
+        lut = np.clip(((x - 0.5) * contrast + 0.5 + brightness) * 255.0, 0, 255).astype(np.uint8)
+        sigma = float(rng.uniform(0.5, 1.6)) if rng.random() < 0.35 else None
+        noise_at, scale = None, 0.0
+        if rng.random() < 0.5:
+            noise_at = _noise_offset(rng, width, height)
+            scale = float(rng.uniform(2.0, 12.0))
+        return cls(lut, sigma, noise_at, scale)
+
+    def apply(self, image: np.ndarray, *, noise_rng: np.random.Generator | None = None
+              ) -> np.ndarray:
+        """The image as this camera sees it; ``noise_rng`` draws this frame's own noise."""
+        image = cv2.LUT(image, self.lut)
+        if self.blur_sigma is not None:
+            image = cv2.GaussianBlur(image, (0, 0), self.blur_sigma)
+        if self.noise_at is not None:
+            h, w = image.shape[:2]
+            oy, ox = self.noise_at if noise_rng is None else _noise_offset(noise_rng, w, h)
+            noise = _NOISE[oy:oy + h, ox:ox + w]
+            if noise.shape[:2] == (h, w):
+                image = cv2.scaleAdd(noise, self.noise_scale, image.astype(np.float32))
+                image = np.clip(image, 0, 255).astype(np.uint8)
+        return image
+
+
+def _noise_offset(rng: np.random.Generator, width: int, height: int) -> tuple[int, int]:
+    """A random crop of a fixed noise bank: per-pixel noise at a fraction of the cost of
+    drawing fresh normals for every scene (~3 ms for 512x384x3)."""
+    oy = int(rng.integers(0, _NOISE.shape[0] - height + 1)) if height <= _NOISE.shape[0] else 0
+    ox = int(rng.integers(0, _NOISE.shape[1] - width + 1)) if width <= _NOISE.shape[1] else 0
+    return oy, ox
 
 
 def render_scene(rng: np.random.Generator, *, width: int = 512,
@@ -63,17 +154,51 @@ def render_scene(rng: np.random.Generator, *, width: int = 512,
         pixels (the full extent of each object, clipped to the image); int64 [N] indices into
         ``LABELS``. N is 0..12 (1..12 objects are placed; hidden ones are dropped).
     """
-    horizon = int(height * rng.uniform(0.28, 0.5))
-    vanish_x = width * rng.uniform(0.3, 0.7)
-    image = _background(rng, width, height, horizon, vanish_x)
+    road, image = road_background(rng, width=width, height=height)
     count = int(rng.integers(1, 13))
-    sprites = sorted((_place(rng, width, height, horizon, vanish_x) for _ in range(count)),
-                     key=lambda s: s.depth)
+    sprites = sorted((place_object(rng, road) for _ in range(count)), key=lambda s: s.depth)
     owner = np.full((height, width), -1, np.int16)
     totals = [_composite(image, owner, s, i) for i, s in enumerate(sprites)]
     boxes, classes = _visible_boxes(sprites, owner, totals, width, height)
-    image = _photometric(rng, image)
+    image = Camera.draw(rng, width, height).apply(image)
     return image, boxes, classes
+
+
+def road_background(rng: np.random.Generator, *, width: int, height: int
+                    ) -> tuple[Road, np.ndarray]:
+    """A scene's ground plane and its empty background (sky, ground, road, buildings), the
+    first part of ``render_scene``: objects are then placed with ``place_object``."""
+    horizon = int(height * rng.uniform(0.28, 0.5))
+    vanish_x = width * rng.uniform(0.3, 0.7)
+    road = Road(width, height, horizon, vanish_x)
+    return road, _background(rng, width, height, horizon, vanish_x)
+
+
+def compose(image: np.ndarray, sprites: list[Sprite]) -> tuple[np.ndarray, np.ndarray]:
+    """Draws ``sprites`` far to near (by ``depth``) over ``image`` in place, as
+    ``render_scene`` does.
+
+    Returns:
+        (boxes, visible): float32 [N, 4] xyxy of each sprite's labelled part clipped to the
+        image, and float32 [N] the share of its labelled pixels that is visible: not hidden by
+        a nearer object nor outside the image (0 for one wholly hidden or outside). Both are
+        in the order of ``sprites``.
+    """
+    h, w = image.shape[:2]
+    order = sorted(range(len(sprites)), key=lambda i: sprites[i].depth)
+    owner = np.full((h, w), -1, np.int16)
+    for i in order:
+        _composite(image, owner, sprites[i], i)
+    boxes = np.zeros((len(sprites), 4), np.float32)
+    visible = np.zeros(len(sprites), np.float32)
+    for i, s in enumerate(sprites):
+        x0, y0, x1, y1 = _image_box(s, w, h)
+        bx0, by0, bx1, by1 = s.box
+        total = int(np.count_nonzero(s.patch[by0:by1, bx0:bx1, 3]))
+        if x1 > x0 and y1 > y0 and total:
+            boxes[i] = (x0, y0, x1, y1)
+            visible[i] = np.count_nonzero(owner[y0:y1, x0:x1] == i) / total
+    return boxes, visible
 
 
 def write_dataset(root: str | Path, *, count: int, seed: int = 0, width: int = 512,
@@ -171,19 +296,14 @@ def _dashes(image: np.ndarray, rng: np.random.Generator, x0: float, y0: int, x1:
         t = t_end * 1.25 + 0.01
 
 
-def _place(rng: np.random.Generator, width: int, height: int, horizon: int,
-           vanish_x: float) -> _Sprite:
+def place_object(rng: np.random.Generator, road: Road) -> Sprite:
     """Picks a class, a ground position and a size from the perspective model, draws it."""
-    cid = int(rng.choice(len(LABELS), p=_CLASS_P))
-    wm, hm = _SIZE_M[cid]
+    width, height, horizon, vanish_x = road.width, road.height, road.horizon, road.vanish_x
+    cid = int(rng.choice(len(LABELS), p=CLASS_P))
     jitter = rng.uniform(0.85, 1.15, 2)
-    # Smallest object about 10 px, largest about half the image.
-    lo = horizon + max(2.0, 10.0 * _CAMERA_HEIGHT_M / max(wm, hm))
-    hi = horizon + min(height * 1.05 - horizon, 0.55 * height * _CAMERA_HEIGHT_M / hm,
-                       0.75 * width * _CAMERA_HEIGHT_M / wm)
-    base = rng.uniform(lo, max(lo + 1, hi))
-    ppm = (base - horizon) / _CAMERA_HEIGHT_M
-    w, h = max(3, int(wm * ppm * jitter[0])), max(3, int(hm * ppm * jitter[1]))
+    base = rng.uniform(*road.base_range(cid))
+    ppm = road.pixels_per_metre(base)
+    w, h = road.size(cid, base, jitter)
     if cid == TRAFFIC_LIGHT:
         patch, box = _traffic_light(rng, w, h, ppm)
     else:
@@ -194,10 +314,10 @@ def _place(rng: np.random.Generator, width: int, height: int, horizon: int,
     # Mostly on or near the road; at least ~40% of the width stays inside the image.
     spread = (base - horizon) / max(1.0, height - horizon) * width * 0.9 + 20
     cx = float(np.clip(vanish_x + rng.normal(0, 0.6) * spread, -0.1 * pw, width + 0.1 * pw))
-    return _Sprite(cid, patch, int(cx - pw / 2), int(base - ph), box, base)
+    return Sprite(cid, patch, int(cx - pw / 2), int(base - ph), box, base)
 
 
-def _composite(image: np.ndarray, owner: np.ndarray, sprite: _Sprite, index: int) -> int:
+def _composite(image: np.ndarray, owner: np.ndarray, sprite: Sprite, index: int) -> int:
     """Pastes a sprite over the image; returns its labelled-part pixel count inside the image."""
     h, w = image.shape[:2]
     ph, pw = sprite.patch.shape[:2]
@@ -239,14 +359,14 @@ def draw_object(rng: np.random.Generator, class_id: int, width: int,
     return _DRAW[class_id](rng, width, height)
 
 
-def _image_box(sprite: _Sprite, width: int, height: int) -> tuple[int, int, int, int]:
+def _image_box(sprite: Sprite, width: int, height: int) -> tuple[int, int, int, int]:
     """The sprite's labelled part in image pixels, clipped to the image."""
     bx0, by0, bx1, by1 = sprite.box
     return (max(sprite.x0 + bx0, 0), max(sprite.y0 + by0, 0),
             min(sprite.x0 + bx1, width), min(sprite.y0 + by1, height))
 
 
-def _visible_boxes(sprites: list[_Sprite], owner: np.ndarray, totals: list[int], width: int,
+def _visible_boxes(sprites: list[Sprite], owner: np.ndarray, totals: list[int], width: int,
                    height: int) -> tuple[np.ndarray, np.ndarray]:
     """Keeps objects that are big enough and not mostly hidden by nearer ones."""
     boxes, classes = [], []
@@ -260,30 +380,6 @@ def _visible_boxes(sprites: list[_Sprite], owner: np.ndarray, totals: list[int],
         boxes.append((x0, y0, x1, y1))
         classes.append(sprite.class_id)
     return (np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(classes, np.int64))
-
-
-def _photometric(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
-    """Global brightness/contrast/gamma, then optional blur and sensor noise."""
-    gamma = rng.uniform(0.6, 1.6)
-    contrast, brightness = rng.uniform(0.6, 1.25), rng.uniform(-0.25, 0.2)
-    x = np.linspace(0.0, 1.0, 256) ** gamma
-    lut = np.clip(((x - 0.5) * contrast + 0.5 + brightness) * 255.0, 0, 255).astype(np.uint8)
-    image = cv2.LUT(image, lut)
-    if rng.random() < 0.35:
-        sigma = rng.uniform(0.5, 1.6)
-        image = cv2.GaussianBlur(image, (0, 0), sigma)
-    if rng.random() < 0.5:
-        # A random crop of a fixed noise bank: per-pixel noise at a fraction of the cost of
-        # drawing fresh normals for every scene (~3 ms for 512x384x3).
-        h, w = image.shape[:2]
-        oy = int(rng.integers(0, _NOISE.shape[0] - h + 1)) if h <= _NOISE.shape[0] else 0
-        ox = int(rng.integers(0, _NOISE.shape[1] - w + 1)) if w <= _NOISE.shape[1] else 0
-        noise = _NOISE[oy:oy + h, ox:ox + w]
-        if noise.shape[:2] == (h, w):
-            image = cv2.scaleAdd(noise, float(rng.uniform(2.0, 12.0)),
-                                 image.astype(np.float32))
-            image = np.clip(image, 0, 255).astype(np.uint8)
-    return image
 
 
 # --- objects (side views, drawn facing right in a w x h RGBA patch) ----------------------
