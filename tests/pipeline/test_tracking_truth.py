@@ -4,6 +4,8 @@ track once."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -130,3 +132,24 @@ def test_scoring_ignores_boxes_on_hidden_objects() -> None:
     # A box on the hidden object is neither right nor wrong; one on nothing stays an FP.
     keep = _not_on(trackers_eval.box_iou, tracked, truth, scored, 0.5)
     assert keep.tolist() == [True, False, True]
+
+
+def test_sample_model_counts_the_generated_road_exactly() -> None:
+    """The sample detector + ByteTrack + the sample config on 15 s of testsrc://, as `make
+    demo` runs it (seed 3), scored against the generator's truth.
+
+    The counts are exact; IDF1 is ~0.70 (benchmarks/tracking_accuracy.py), short of the 0.9
+    the issue aims at: the floor here catches a regression, it does not claim the aim.
+    """
+    pytest.importorskip("trackers.eval")
+    from edgekit.analytics import load_config
+    from edgekit.analytics.scoring import score_testsrc
+    from edgekit.detector import Detector
+
+    config = load_config(Path(__file__).parents[2] / "samples" / "vehicle_counting.yaml")
+    score = score_testsrc(Detector.open("sample"), config, seed=3, objects=5, fps=15,
+                          frames=225)
+    assert score.expected["zone:junction"] > 0 and score.expected[
+        "line:counting_line:eastbound"] > 0
+    assert score.measured == score.expected and score.count_error == 0
+    assert score.idf1 >= 0.65 and score.mota >= 0.65
