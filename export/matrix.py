@@ -282,7 +282,8 @@ class Matrix:
         """Tries the cell's fallbacks, cheapest first, until one passes or the time budget
         would be overrun; keeps the best measured."""
         best = (verdict, self.measurements[cell.key], cell.exported)
-        cell.attempts.append(_attempt_record("as exported", verdict, best[1]))
+        cell.attempts.append({**_attempt_record("as exported", verdict, best[1]),
+                              **_float_facts(cell.exported)})
         self.say(f"{cell.key}: drops {-verdict['delta_map50_95']:.2f} points "
                  f"(> {self.max_drop}); trying fallbacks")
         staged_file = staged.path / _find(staged, cell.format, cell.precision).file
@@ -317,7 +318,8 @@ class Matrix:
             result = self._measure(staged.bundle, artifact)
             cost = time.perf_counter() - began
             again = compare(reference, result, max_drop=self.max_drop, conf=self.conf)
-            cell.attempts.append(_attempt_record(name, again, result))
+            cell.attempts.append({**_attempt_record(name, again, result),
+                                  **_float_facts(exported)})
             if _delta(again) > _delta(best[0]):
                 best = (again, result, exported)
             if again["gate"] == "passed":
@@ -374,6 +376,7 @@ class Matrix:
                 "fallback": cell.fallback, "fallbacks_tried": cell.tried,
                 "attempts": cell.attempts,
                 "map50_95": None if m is None or math.isnan(m.map50_95) else m.map50_95,
+                **_float_facts(cell.exported),
             })
         return {"cells": cells, "max_drop": self.max_drop,
                 "validation": (self.label_free.source if self.label_free else
@@ -417,6 +420,12 @@ def _attempt(run: Any) -> tuple[ExportedFile | None, str | None]:
 def _attempt_record(name: str, verdict: dict[str, Any], result: Measurement) -> dict[str, Any]:
     return {"name": name, "delta_map50_95": verdict["delta_map50_95"],
             "gate": verdict["gate"], "latency_ms_median": _round(result.latency_ms)}
+
+
+def _float_facts(exported: ExportedFile | None) -> dict[str, Any]:
+    """Which nodes an INT8 file kept in float (its decode tail), when its exporter says."""
+    details = exported.details if exported is not None else {}
+    return {k: details[k] for k in ("float_tail", "float_nodes") if k in details}
 
 
 def _add(staged: BundleDir, cell: Cell) -> Artifact:

@@ -33,9 +33,11 @@ interpreter) goes into ``ExportedFile.details``, so no runner guesses.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import os
 import re
+import shutil
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -53,7 +55,7 @@ from .jobs import ExportedFile, Exporter, ExportJob, Fallback, GateFailure
 from .loaders import quiet_logger, tool_versions
 
 __all__ = ["export_tflite", "FLOAT_TAIL_CLASSES", "float_tail_types", "read_tensors",
-           "EXPORTER"]
+           "EXPORTER", "graph_tail", "float_nodes", "GRAPH_TAIL"]
 
 SIGNATURE = "serving_default"
 # Module classes holding a detection head's decode/score tail: edgekit's own YoloLite
@@ -91,16 +93,16 @@ def export_tflite(job: ExportJob, *, activations: str = "static") -> ExportedFil
     if activations not in ("static", "dynamic"):
         raise ModelError(f"TFLite INT8 activations '{activations}' is not known.",
                          hint="Use 'static' or 'dynamic'.")
-    if job.model.module is None:
-        from .onnx2tf_convert import convert_onnx
-
-        if job.batch != 1:
-            raise ModelError(f"TFLite at batch {job.batch} is made from PyTorch models only; "
-                             f"{job.model.source} is an ONNX file (onnx2tf converts batch 1).",
-                             hint="Export the PyTorch model, or leave tflite out of --to.")
-
-        return convert_onnx(job)
+    if job.model.module is None and job.batch != 1:
+        raise ModelError(f"TFLite at batch {job.batch} is made from PyTorch models only; "
+                         f"{job.model.source} is an ONNX file (converted at batch 1).",
+                         hint="Export the PyTorch model, or leave tflite out of --to.")
     check_calibration(job)
+    if job.model.module is None:
+        converted = _with_torch_module(job)
+        if isinstance(converted, ExportedFile):
+            return converted
+        job = converted
     # Importing litert-torch imports TensorFlow's C++ runtime and torchao, which log notes
     # about oneDNN and missing CUDA kernels at import: noise in the middle of the export's
     # progress, and nothing a user can act on.
@@ -116,14 +118,51 @@ def export_tflite(job: ExportJob, *, activations: str = "static") -> ExportedFil
                **facts, **read_tensors(target, source=job.model.source),
                "tools": tool_versions(*_TOOLS)}
     details["parity"] = _parity(job, target)
+    if job.model.is_onnx:
+        details["converted_with"] = "onnx2torch (static shapes) + litert-torch"
     return ExportedFile(path=target, details=details)
+
+
+def _with_torch_module(job: ExportJob) -> ExportJob | ExportedFile:
+    """An ONNX-only source, rebuilt as a torch module by onnx2torch (seconds, no TensorFlow)
+    and then converted like any torch model. Where onnx2torch lacks an op, onnx2tf converts
+    the file instead if its extra is installed; otherwise the error names the op."""
+    from .onnx_torch import UnsupportedOnnxOps
+
+    source = job.onnx_fp32 if job.onnx_fp32.is_file() else job.model.onnx_path
+    key = (job.model.source_sha256, job.spec.height, job.spec.width)
+    module = _ONNX_MODULES.get(key)
+    if module is None:
+        from .onnx_torch import torch_from_onnx
+
+        try:
+            module = torch_from_onnx(source, height=job.spec.height, width=job.spec.width,
+                                     source=job.model.source)
+        except UnsupportedOnnxOps:
+            from .onnx2tf_convert import REQUIRED_MODULES, convert_onnx
+
+            if all(importlib.util.find_spec(m) for m in REQUIRED_MODULES):
+                return convert_onnx(job)
+            raise
+        _ONNX_MODULES.clear()  # one model per export: keep only the latest
+        _ONNX_MODULES[key] = module
+    return replace(job, model=replace(job.model, module=module))
+
+
+# (source sha256, height, width) -> the torch module onnx2torch rebuilt for it: the fp32,
+# fp16 and INT8 cells (and fallbacks) of one export share it.
+_ONNX_MODULES: dict[tuple[str, int, int], Any] = {}
+# The same key (plus the module's class) -> the fp32 NHWC file every precision derives from:
+# litert-torch converts once per export, not once per precision (about a minute on the
+# 447k-parameter sample at 320 on this 2-core CPU).
+_FLOAT_FILES: dict[tuple[str, str, int, int, str], Path] = {}
 
 
 # --- precisions ----------------------------------------------------------------------------
 
 
 def _fp32(job: ExportJob, target: Path) -> dict[str, Any]:
-    _convert(job, _channel_last(job.model.module), target)
+    shutil.copyfile(_float_file(job), target)
     return {"method": "litert-torch float32"}
 
 
@@ -139,7 +178,6 @@ def _fp16(job: ExportJob, target: Path) -> dict[str, Any]:
                 num_bits=16, dtype=qtyping.TensorDataType.FLOAT),
             compute_precision=qtyping.ComputePrecision.FLOAT, explicit_dequantize=True))
     _quantize(job, q, target, calibration=None)
-    float_file.unlink(missing_ok=True)
     return {"method": "ai-edge-quantizer float_casting (fp16 weights, fp32 compute)"}
 
 
@@ -152,6 +190,11 @@ def _int8(job: ExportJob, target: Path) -> dict[str, Any]:
                         activation_num_bits=8, weight_num_bits=8)
     tail = float_tail_types(job.model.module) if job.keep_float_tail else []
     names = _tail_tensor_names(float_file, tail)
+    if job.keep_float_tail and not names:
+        # No decode module to name (an ONNX source, a module of other classes): the tail
+        # is read from the graph itself.
+        names = graph_tail(float_file)
+        tail = [GRAPH_TAIL] if names else []
     if names:
         q.update_quantization_recipe(
             # An op's scope is its output names joined and ended by ";" (ai-edge-quantizer).
@@ -161,17 +204,16 @@ def _int8(job: ExportJob, target: Path) -> dict[str, Any]:
     # Made as the quantizer reads them: at 640, 200 NHWC float tensors hold 983 MB.
     samples = _Samples(job.calibration or (), job.batch)
     _quantize(job, q, target, calibration={SIGNATURE: samples})
-    float_file.unlink(missing_ok=True)
     facts: dict[str, Any] = {
         "method": "ai-edge-quantizer static_wi8_ai8 (per-channel int8 weights, int8 "
                   "activations, min/max calibration)",
         "calibration_samples": len(samples),
         "float_tail": tail if names else [],
         "float_tensors": len(names),
+        "float_nodes": float_nodes(float_file, names),
     }
     if job.keep_float_tail and not names:
-        facts["note"] = ("no decode module found (classes "
-                         f"{', '.join(sorted(FLOAT_TAIL_CLASSES))}); the whole model is int8")
+        facts["note"] = "no op between a conv and the outputs; the whole model is int8"
     return facts
 
 
@@ -182,7 +224,6 @@ def _int8_dynamic(job: ExportJob, target: Path) -> dict[str, Any]:
     q.add_dynamic_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
                          num_bits=8)
     _quantize(job, q, target, calibration=None)
-    float_file.unlink(missing_ok=True)
     return {"method": "ai-edge-quantizer dynamic_wi8_afp32 (per-channel int8 weights, int8 "
                       "activations quantized per inference by the runtime)"}
 
@@ -286,9 +327,19 @@ def _ai_edge_quantizer() -> tuple[Any, Any]:
 
 
 def _float_file(job: ExportJob) -> Path:
-    """The fp32 NHWC file the quantizer starts from (a scratch file in the job's workdir)."""
-    path = job.workdir / "float32_source.tflite"
-    _convert(job, _channel_last(job.model.module), path)
+    """The fp32 NHWC file every precision starts from, converted once per model and input
+    size (beside the job's workdir, shared by the export's cells)."""
+    module = job.model.module
+    key = (job.model.source_sha256, f"{type(module).__module__}.{type(module).__qualname__}",
+           job.spec.height, job.spec.width, str(job.batch))
+    path = _FLOAT_FILES.get(key)
+    if path is not None and path.is_file():
+        return path
+    path = job.workdir.parent / f"tflite-float32-{job.model.source_sha256[:12]}-" \
+        f"{job.batch}x{job.spec.height}x{job.spec.width}.tflite"
+    job.workdir.parent.mkdir(parents=True, exist_ok=True)
+    _convert(job, _channel_last(module), path)
+    _FLOAT_FILES[key] = path
     return path
 
 
@@ -336,6 +387,82 @@ def _tail_tensor_names(path: Path, tail: list[str]) -> list[str]:
             if op["op_name"] in _LAYOUT_OPS:  # walk on; stop after the first real op
                 stack.append(op)
     return sorted({names[i] for op in keep for i in op["outputs"]})
+
+
+GRAPH_TAIL = "graph: every op after the last conv/matmul on each path to an output"
+# Ops that hold weights: walking back from the outputs, the first one met ends the decode
+# tail on that path (it is kept float with the tail, as the head's output convs are above).
+_WEIGHT_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "CONV_3D",
+                         "FULLY_CONNECTED", "BATCH_MATMUL"})
+
+
+def graph_tail(path: Path) -> list[str]:
+    """Output tensor names of the decode tail read from a float .tflite graph: every op
+    between the outputs and the last weight op (conv, fully connected, matmul) on each
+    path back from them, those weight ops included.
+
+    That is where the mixed-scale tensors live (pixel boxes next to 0..1 scores, summed
+    anchors, concatenated levels), for any head convention. One exception: a conv fed by a
+    softmax is YOLOv8's distribution-focal decode (a fixed 0..15 expectation), not a
+    feature layer, so the walk goes on through it.
+    """
+    ops, names, outputs = _graph(path)
+    producer = {i: op for op in ops for i in op["outputs"]}
+    keep: dict[int, dict[str, Any]] = {}
+    stack = [producer[i] for i in outputs if i in producer]
+    while stack:
+        op = stack.pop()
+        if op["index"] in keep:
+            continue
+        keep[op["index"]] = op
+        if op["op_name"] in _WEIGHT_OPS and not _fed_by_softmax(op, producer):
+            continue
+        stack.extend(producer[i] for i in op["inputs"] if i in producer)
+    return sorted({names[i] for op in keep.values() for i in op["outputs"]})
+
+
+def _fed_by_softmax(op: dict[str, Any], producer: dict[int, dict[str, Any]]) -> bool:
+    current = producer.get(op["inputs"][0]) if len(op["inputs"]) else None
+    while current is not None and current["op_name"] in _LAYOUT_OPS:
+        current = producer.get(current["inputs"][0]) if len(current["inputs"]) else None
+    return current is not None and current["op_name"] == "SOFTMAX"
+
+
+def float_nodes(path: Path, names: list[str]) -> list[str]:
+    """The ops kept float, as ``OP source-node`` (the module path litert-torch records:
+    for an ONNX source, the ONNX node's name with '.' written '/'), in graph order."""
+    if not names:
+        return []
+    ops, tensor_names, outputs = _graph(path)
+    wanted, found = set(names), []
+    for op in ops:
+        hits = [tensor_names[i] for i in op["outputs"] if tensor_names[i] in wanted]
+        if hits:
+            found.append(f"{op['op_name']} {_node_name(hits[0])}")
+    return found
+
+
+def _node_name(tensor: str) -> str:
+    """``.../pkg.mod.Class_inner/decode/Sigmoid;1`` -> ``inner/decode/Sigmoid``: module
+    paths carry no dots (litert-torch writes them with '/'), so the class is the text
+    between the last '.' and the first '_' after it."""
+    if tensor.startswith("serving_default_"):
+        return tensor.removeprefix("serving_default_").removesuffix("_output") + " (output)"
+    head = tensor.split(";")[0]
+    _, _, last = head.rpartition(".")
+    _, sep, path = last.partition("_")
+    return path if sep and path else head
+
+
+def _graph(path: Path) -> tuple[list[dict[str, Any]], dict[int, str], set[int]]:
+    """(ops, tensor index -> name, output tensor indices) of a .tflite file."""
+    module = require("ai_edge_litert.interpreter", package="ai-edge-litert", extra="litert")
+    with native_stderr_to_log("edgekit.export"):  # LiteRT's XNNPACK note: debug log
+        interpreter = module.Interpreter(model_path=str(path))
+    names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
+    ops = [op for op in interpreter._get_ops_details()  # the only API listing ops
+           if op["op_name"] != "DELEGATE"]
+    return ops, names, {d["index"] for d in interpreter.get_output_details()}
 
 
 def _quantize(job: ExportJob, q: Any, target: Path, *,
@@ -459,14 +586,18 @@ def _parity(job: ExportJob, path: Path) -> dict[str, Any]:
         what = f"uniform noise (seed {_PROBE_SEED})"
     backend = LiteRtBackend(path, options=BackendOptions(threads=1, extra={
         "layout": Layout.NCHW.value, "model_layout": Layout.NHWC.value}))
-    got = backend.run([probe])[0]
+    got = backend.run([probe])
     with torch.no_grad():
-        want = job.model.module(torch.from_numpy(probe)).numpy()
-    if got.shape != want.shape:
-        raise ModelError(f"The TFLite file from {job.model.source} outputs {list(got.shape)}, "
-                         f"torch {list(want.shape)}.")
-    return {"max_abs_diff": float(np.abs(got - want).max()), "probe": what,
-            "reference": "torch"}
+        want = job.model.module(torch.from_numpy(probe))
+    want = [w.numpy() for w in (want if isinstance(want, tuple | list) else [want])]
+    shapes = ([list(g.shape) for g in got], [list(w.shape) for w in want])
+    if shapes[0] != shapes[1]:
+        raise ModelError(f"The TFLite file from {job.model.source} outputs {shapes[0]}, "
+                         f"torch {shapes[1]}.")
+    diff = max(float(np.abs(np.asarray(g, np.float64) - w).max()) if w.size else 0.0
+               for g, w in zip(got, want, strict=True))
+    return {"max_abs_diff": diff, "probe": what,
+            "reference": "onnx2torch module" if job.model.is_onnx else "torch"}
 
 
 def litert_interpreter(*, purpose: str) -> Any:
