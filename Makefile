@@ -23,6 +23,10 @@ $(STAMP): pyproject.toml constraints.txt
 	# of edgekit (AGPL-3.0). --no-deps: it asks for the GUI opencv-python and for torchvision
 	# (CUDA builds only on PyPI); reading a checkpoint needs nothing else the venv lacks.
 	$(BIN)/pip install -q -c constraints.txt --no-deps ultralytics
+	# ONNX -> TFLite without TensorFlow (export/onnx_torch.py): --no-deps, as onnx2torch asks
+	# for torchvision, whose wheel here is a CUDA build that fails to import beside the CPU
+	# torch (it is needed only for NonMaxSuppression/RoiAlign, which edgekit then refuses).
+	$(BIN)/pip install -q -c constraints.txt --no-deps onnx2torch
 	touch $(STAMP)
 
 # The main job on the embedded sample detector. The export step's leading '-' lets the demo go

@@ -57,17 +57,25 @@ def _onnx2torch() -> Any:
         # to torch's CPU wheel: `make setup` installs it with --no-deps.
         error.hint = "pip install --no-deps onnx2torch==1.5.15 (as `make setup` does)"
         raise error
+    if "onnx2torch" in sys.modules:
+        return sys.modules["onnx2torch"]
+    placeholder = False
     if "torchvision" not in sys.modules:
         try:
             import torchvision  # noqa: F401
         except Exception:  # missing, or a CUDA build next to a CPU torch: RuntimeError
-            _torchvision_placeholder()
-    import onnx2torch
-
+            placeholder = _torchvision_placeholder()
+    try:
+        import onnx2torch
+    finally:
+        if placeholder:  # onnx2torch keeps its reference; nothing else may find it
+            sys.modules.pop("torchvision", None)
+            sys.modules.pop("torchvision.ops", None)
+    onnx2torch.__edgekit_without_torchvision__ = placeholder
     return onnx2torch
 
 
-def _torchvision_placeholder() -> None:
+def _torchvision_placeholder() -> bool:
     """Lets ``import onnx2torch`` succeed without torchvision: the two converters that use it
     are never reached, because :func:`unsupported_ops` refuses their ops first."""
     vision = types.ModuleType("torchvision")
@@ -78,18 +86,17 @@ def _torchvision_placeholder() -> None:
 
     ops.nms = ops.roi_align = ops.box_convert = missing
     vision.ops = ops
-    vision.__edgekit_placeholder__ = True
-    sys.modules.setdefault("torchvision", vision)
-    sys.modules.setdefault("torchvision.ops", ops)
+    sys.modules["torchvision"] = vision
+    sys.modules["torchvision.ops"] = ops
+    return True
 
 
 def unsupported_ops(proto: Any) -> list[str]:
     """ONNX op types of ``proto`` that onnx2torch cannot convert here (sorted, unique)."""
-    _onnx2torch()
+    placeholder = _onnx2torch().__edgekit_without_torchvision__
     from onnx2torch.node_converters.registry import get_converter
 
     opsets = {o.domain or "": o.version for o in proto.opset_import}
-    placeholder = getattr(sys.modules.get("torchvision"), "__edgekit_placeholder__", False)
     missing = set()
     for node in proto.graph.node:
         domain = node.domain or ""

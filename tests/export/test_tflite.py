@@ -27,7 +27,7 @@ from torch import nn  # noqa: E402
 from edgekit.backends import BackendOptions, load_backend  # noqa: E402
 from edgekit.bundle import Format, InputSpec, Precision  # noqa: E402
 from edgekit.data.synth import render_scene  # noqa: E402
-from edgekit.errors import DatasetError, MissingDependencyError, ModelError  # noqa: E402
+from edgekit.errors import DatasetError, ModelError  # noqa: E402
 from edgekit.preprocess import preprocess  # noqa: E402
 
 # torch.export's own deprecation notice, raised inside litert-torch's tracing.
@@ -247,14 +247,49 @@ def onnx_job(tmp_path: Path):
     return make
 
 
+def _onnx_with_op(path: Path, op_type: str) -> Path:
+    """A one-conv ONNX model whose output goes through ``op_type`` (one input, one output)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.full((4, 3, 3, 3), 0.1, np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["images", "w"], ["c"], strides=[8, 8], pads=[1, 1, 1, 1]),
+         helper.make_node("Flatten", ["c"], ["f"]),
+         helper.make_node(op_type, ["f"], ["output0"])],
+        "odd", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, IMGSZ, IMGSZ])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, None)], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    onnx.save(model, path)
+    return path
+
+
 @pytest.mark.skipif(importlib.util.find_spec("tensorflow") is not None,
-                    reason="TensorFlow is installed: the missing-dependency path cannot run")
-def test_onnx_only_without_tensorflow_names_the_extra(onnx_job) -> None:
-    with pytest.raises(MissingDependencyError) as info:
-        export_tflite(onnx_job(Precision.FP32))
-    error = info.value
-    assert error.package == "tensorflow"
-    assert "edgekit[onnx2tf]" in error.hint and "--no-deps" in error.hint
+                    reason="TensorFlow is installed: onnx2tf would take the op instead")
+def test_an_onnx_op_onnx2torch_lacks_is_named_with_the_onnx2tf_fallback(tmp_path: Path) -> None:
+    if importlib.util.find_spec("onnx2torch") is None:
+        pytest.skip("onnx2torch is not installed")
+    source = _onnx_with_op(tmp_path / "hardmax.onnx", "Hardmax")
+    job = ExportJob(model=load_model(source), onnx_fp32=source, spec=SPEC, labels=["a"],
+                    precision=Precision.FP32, workdir=tmp_path / "work", calibration=None)
+    with pytest.raises(ModelError) as info:
+        export_tflite(job)
+    message, hint = str(info.value), info.value.hint
+    assert "onnx2torch cannot convert the op Hardmax" in message and "hardmax.onnx" in message
+    assert "onnx2tf" in hint
+
+
+def test_a_two_input_onnx_is_refused_by_name(tmp_path: Path) -> None:
+    if importlib.util.find_spec("onnx2torch") is None:
+        pytest.skip("onnx2torch is not installed")
+    from head_models import make_head_onnx
+
+    source = make_head_onnx("rtdetr", tmp_path / "rtdetr.onnx")
+    job = ExportJob(model=load_model(source), onnx_fp32=source, spec=SPEC, labels=["a"],
+                    precision=Precision.FP32, workdir=tmp_path / "work", calibration=None)
+    with pytest.raises(ModelError, match="2 inputs \\(images, orig_target_sizes\\)"):
+        export_tflite(job)
 
 
 def test_onnx2tf_gets_a_copy_calibration_and_the_offline_sample(onnx_job) -> None:
