@@ -258,7 +258,8 @@ def _onnx_with_op(path: Path, op_type: str) -> Path:
          helper.make_node("Flatten", ["c"], ["f"]),
          helper.make_node(op_type, ["f"], ["output0"])],
         "odd", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, IMGSZ, IMGSZ])],
-        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, None)], [weight])
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 4 * (IMGSZ // 8) ** 2])],
+        [weight])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 9
     onnx.save(model, path)
