@@ -86,12 +86,11 @@ def test_every_head_convention_converts_from_onnx(kind: str, tmp_path: Path) -> 
 @pytest.fixture(scope="module")
 def sample_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample detector (YOLOv8 convention: pixel boxes and sigmoid scores in one
-    [1, 11, N] tensor) exported to ONNX at 160, as a user's file would come."""
+    [1, 11, N] tensor) exported to ONNX at its own 320, as a user's file would come."""
     from edgekit.export import export
 
     root = tmp_path_factory.mktemp("sample-onnx")
-    bundle = export("sample", root / "bundle", formats=("onnx",), precisions=("fp32",),
-                    imgsz=160)
+    bundle = export("sample", root / "bundle", formats=("onnx",), precisions=("fp32",))
     return bundle.path / "model.onnx"
 
 
@@ -112,7 +111,7 @@ def test_sample_onnx_exports_to_tflite_int8_within_the_gate(sample_onnx: Path,
     by_key = {a.key: a for a in bundle.manifest.artifacts}
     assert {"tflite/fp32", "tflite/fp16", "tflite/int8"} <= set(by_key)
     reference = by_key["onnx/fp32"].accuracy["map50_95"]
-    assert reference > 0.3  # the sample really detects on these scenes
+    assert reference > 0.5  # the sample really detects on these scenes
     for key in ("tflite/fp32", "tflite/fp16", "tflite/int8"):
         accuracy = by_key[key].accuracy
         assert accuracy["gate"] == "passed", (key, accuracy)
