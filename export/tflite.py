@@ -2,8 +2,13 @@
 
 PyTorch models go through ``litert-torch`` (no TensorFlow): the module is wrapped with
 ``litert_torch.to_channel_last_io`` so the file takes NHWC, TFLite's native layout, and
-XNNPACK runs it without a leading transpose. ONNX-only sources go through onnx2tf
-(:mod:`edgekit.export.onnx2tf_convert`), an optional extra that needs TensorFlow.
+XNNPACK runs it without a leading transpose. ONNX-only sources (a user's ``.onnx``) are
+rebuilt as a torch module by onnx2torch (:mod:`edgekit.export.onnx_torch`, about a second)
+and take the same path; onnx2tf (:mod:`edgekit.export.onnx2tf_convert`, TensorFlow, 64 min
+per precision on a real YOLOv8 in issue 14) is only the fallback for ops onnx2torch lacks.
+
+litert-torch converts once per export: the fp32 file is kept beside the cells' workdirs and
+fp16 and INT8 (and the gate's fallbacks) are derived from it by ai-edge-quantizer.
 
 Precisions (shared/TOOLCHAIN.md has the measurements behind each choice):
     fp32: litert-torch as is.
@@ -15,7 +20,10 @@ Precisions (shared/TOOLCHAIN.md has the measurements behind each choice):
         boxes with 0..1 scores destroys the scores. litert-torch names each tensor after its
         module path, so the tail's ops are found by class name (``Decode`` and Ultralytics'
         ``Detect``) and excluded with the graph output, the reshape/concat ops feeding it and
-        the head's output convs before those.
+        the head's output convs before those. Where no such class exists (every ONNX
+        source), the tail is read from the graph: every op between the outputs and the last
+        conv/matmul of each path back from them (:func:`graph_tail`), which covers every
+        head convention; the report lists those ops (``float_nodes``).
 
         Not PT2E in torch: measured on the sample detector (320, 100 synthetic scenes), PT2E
         with the ``Decode`` module float scores mAP@0.5:0.95 41.0 simulated in torch (fp32
@@ -73,7 +81,8 @@ def export_tflite(job: ExportJob, *, activations: str = "static") -> ExportedFil
 
     Args:
         job: What to export. A torch module goes through litert-torch; an ONNX-only source
-            through onnx2tf (the ``onnx2tf`` extra, which needs TensorFlow).
+            first through onnx2torch, or through onnx2tf (the
+            ``onnx2tf`` extra, TensorFlow) when onnx2torch lacks one of its ops.
         activations: For INT8: "static" (full integer, activation ranges from calibration)
             or "dynamic" (int8 weights; each activation quantized per inference from its own
             range, the gate's fallback when fixed ranges lose too much).
@@ -87,8 +96,8 @@ def export_tflite(job: ExportJob, *, activations: str = "static") -> ExportedFil
         ModelError: A converter cannot take an op of the model (named with the source), or
             the written file does not load in LiteRT.
         DatasetError: INT8 without calibration data, or tensors of the wrong shape.
-        MissingDependencyError: litert-torch (or, for ONNX-only inputs, TensorFlow/onnx2tf)
-            is not installed.
+        MissingDependencyError: litert-torch (or, for ONNX-only inputs, onnx2torch) is not
+            installed.
     """
     if activations not in ("static", "dynamic"):
         raise ModelError(f"TFLite INT8 activations '{activations}' is not known.",

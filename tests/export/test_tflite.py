@@ -232,7 +232,7 @@ def test_a_file_litert_cannot_load_is_a_model_error(tmp_path: Path) -> None:
         read_tensors(broken, source="src")
 
 
-# --- ONNX-only sources (onnx2tf) -----------------------------------------------------------
+# --- ONNX-only sources (onnx2torch, onnx2tf) ----------------------------------------------
 
 
 @pytest.fixture
