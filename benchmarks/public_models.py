@@ -175,7 +175,7 @@ def gate(model: Path, footage: Path, out: Path, flags: tuple[str, ...],
         acc = artifact.get("accuracy") or {}
         m, delta = acc.get("map50_95"), acc.get("delta_map50_95")
         figure = "n/a" if m is None else f"{100 * m:.1f}"
-        change = "" if delta is None else f" ({100 * delta:+.1f})"
+        change = "" if delta is None else f" ({delta:+.2f} pts)"  # already in points
         fallback = f", fallback {acc['fallback']}" if acc.get("fallback") else ""
         verdicts.append(f"{artifact['format']}/{artifact['precision']} {figure}{change} "
                         f"{acc.get('gate', '?')}{fallback}")
