@@ -90,6 +90,29 @@ class _Visit:
     last_ns: int = 0  # last seen inside
     left_ns: int = 0  # first seen outside, in the current run outside
     counted: bool = False
+    box: np.ndarray | None = None  # where it was last seen inside
+
+
+def _rejoined(zone: _Zone, label: str, box: np.ndarray, seen: set[int]) -> _Visit | None:
+    """The counted stay a new track continues, if any: one of the same class, not seen now,
+    whose last box this one overlaps (IoU >= 0.5). ByteTrack gives a parked car a new id
+    after a passing vehicle hid it (its Kalman prediction drifted while the box shrank), and
+    each new id was counted as an entry: 7 entries for one parked car on testsrc:// seed 5."""
+    for tid, visit in list(zone.visits.items()):
+        if tid in seen or not visit.counted or visit.label != label or visit.box is None:
+            continue
+        if _iou(box, visit.box) >= 0.5:
+            del zone.visits[tid]
+            return visit
+    return None
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(w, 0.0) * max(h, 0.0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
 
 
 class _Zone:
@@ -98,6 +121,7 @@ class _Zone:
         self.points = pts.round().astype(np.int64)
         self.zone = sv.PolygonZone(polygon=self.points, triggering_anchors=[sv.Position.CENTER])
         self.visits: dict[int, _Visit] = {}  # tracker id -> its visit (counted or not yet)
+        self.hold_ns = int(config.hold_s * 1e9)
         self.entered = 0
         self.dwell_total_s = 0.0
         self.exits = 0
@@ -210,12 +234,15 @@ class Analytics:
         for zone in self.zones:
             subset = self._selected(tracked, zone.config.classes)
             mask = zone.zone.trigger(subset) if len(subset) else np.zeros(0, bool)
-            now_inside = {int(t): self._label(int(c)) for t, c, m in
-                          zip(subset.tracker_id, subset.class_id, mask, strict=True)
-                          if m and t >= 0} if len(subset) else {}
-            for tid, label in now_inside.items():
-                visit = zone.visits.setdefault(tid, _Visit(ts, label))
+            now_inside = {int(t): (self._label(int(c)), box) for t, c, box, m in
+                          zip(subset.tracker_id, subset.class_id, subset.xyxy, mask,
+                              strict=True) if m and t >= 0} if len(subset) else {}
+            for tid, (label, box) in now_inside.items():
+                if tid not in zone.visits:
+                    zone.visits[tid] = _rejoined(zone, label, box, seen) or _Visit(ts, label)
+                visit = zone.visits[tid]
                 visit.inside, visit.outside, visit.last_ns = visit.inside + 1, 0, ts
+                visit.box = box
                 # Counted after enter_frames inside: a box whose centre grazes the edge for
                 # a frame (a weak detection) is no entry, one that flickers across it (a
                 # parked car on the border) is one.
@@ -232,8 +259,8 @@ class Analytics:
                     visit.outside += 1
                     if visit.outside < zone.config.exit_frames:
                         continue
-                elif ts - visit.last_ns <= self._keep_ns:
-                    continue  # not detected now: still inside while the tracker keeps it
+                elif ts - visit.last_ns <= max(self._keep_ns, zone.hold_ns * visit.counted):
+                    continue  # not detected now: still inside (hidden), for a while
                 del zone.visits[tid]
                 if visit.counted:
                     # From the first frame inside to the first frame seen outside (or the

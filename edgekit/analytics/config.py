@@ -17,6 +17,7 @@ Example (YAML)::
         polygon: [[0.3, 0.5], [0.7, 0.5], [0.7, 0.9], [0.3, 0.9]]
         enter_frames: 2                # frames inside before an entry counts
         exit_frames: 3                 # frames seen outside before the stay ends
+        hold_s: 3.0                    # seconds a hidden object is still inside
 """
 
 from __future__ import annotations
@@ -81,6 +82,10 @@ class ZoneConfig:
     # on testsrc://).
     enter_frames: int = 2
     exit_frames: int = 3
+    # Seconds a counted object that is no longer detected is still inside: a car hidden by a
+    # passing bus for 1-3 s is the same car when it shows again where it was (a new track id
+    # whose box overlaps its last one continues its stay instead of counting an entry).
+    hold_s: float = 3.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -175,7 +180,8 @@ def _line(entry: Any, where: str) -> LineConfig:
 
 
 def _zone(entry: Any, where: str) -> ZoneConfig:
-    _known(entry, {"name", "polygon", "classes", "enter_frames", "exit_frames"}, where)
+    _known(entry, {"name", "polygon", "classes", "enter_frames", "exit_frames", "hold_s"},
+           where)
     if "name" not in entry or "polygon" not in entry:
         raise ConfigError(f"{where}: a zone needs name and polygon.")
     polygon = tuple(_point(p, where) for p in entry["polygon"])
@@ -184,7 +190,15 @@ def _zone(entry: Any, where: str) -> ZoneConfig:
     return ZoneConfig(name=str(entry["name"]), polygon=polygon,
                       classes=tuple(entry.get("classes", ())),
                       enter_frames=_frames(entry, "enter_frames", 2, where),
-                      exit_frames=_frames(entry, "exit_frames", 3, where))
+                      exit_frames=_frames(entry, "exit_frames", 3, where),
+                      hold_s=_seconds(entry, "hold_s", 3.0, where))
+
+
+def _seconds(entry: dict, key: str, default: float, where: str) -> float:
+    value = entry.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ConfigError(f"{where}: {key} is a number of seconds, at least 0; got {value!r}.")
+    return float(value)
 
 
 def _frames(entry: dict, key: str, default: int, where: str) -> int:

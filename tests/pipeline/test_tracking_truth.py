@@ -90,7 +90,7 @@ def test_zone_keeps_a_track_through_a_short_miss_and_ends_it_after_a_long_one() 
     sv = pytest.importorskip("supervision")
     # The tracker keeps a lost track lost_track_buffer 30 fps frames: 9 -> 0.3 s.
     zone = {"name": "z", "polygon": [[0, 0], [100, 0], [100, 100], [0, 100]],
-            "enter_frames": 1, "exit_frames": 1}
+            "enter_frames": 1, "exit_frames": 1, "hold_s": 0}
     inside, outside = [7, [40, 40, 60, 60]], [7, [140, 40, 160, 60]]
     frames = [[inside], [], [], [inside],  # missed for 0.2 s: the same visit
               [], [], [], [], [inside],  # missed for 0.5 s, longer than the buffer: a new visit
@@ -108,6 +108,18 @@ def test_a_box_jittering_on_a_zone_edge_enters_once() -> None:
     assert z["entered"] == 1 and z["occupancy"] == 1
     plain = dict(zone, enter_frames=1, exit_frames=1)  # without the hysteresis: every flicker
     assert _count({"zones": [plain]}, frames, sv)["zones"]["z"]["entered"] == 15
+
+
+def test_a_parked_car_that_comes_back_under_a_new_id_is_not_a_new_entry() -> None:
+    sv = pytest.importorskip("supervision")
+    zone = {"name": "z", "polygon": [[0, 0], [320, 0], [320, 240], [0, 240]]}
+    parked, other = [50, 50, 110, 80], [200, 150, 260, 180]
+    # Hidden by a passing bus for 1.5 s, the tracker then gives the parked car id 2.
+    frames = [[[1, parked]]] * 5 + [[]] * 15 + [[[2, parked]]] * 5 + [[[3, other]]] * 3
+    z = _count({"zones": [zone]}, frames, sv)["zones"]["z"]
+    assert z["entered"] == 2 and z["occupancy"] == 2  # the parked car once, the other car
+    z = _count({"zones": [dict(zone, hold_s=0)]}, frames, sv)["zones"]["z"]
+    assert z["entered"] == 3  # without holding the hidden car: counted again
 
 
 def test_a_line_counts_a_crossing_once_despite_jitter_and_a_hidden_crossing() -> None:
