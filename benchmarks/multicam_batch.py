@@ -12,8 +12,9 @@
 3. The expected GPU gain ON PAPER (not measured: no GPU here): t(N) = a + b*N fitted to the
    measured CPU figures splits a call into a fixed part a and a per-image part b; a GPU
    shrinks b by its compute (MACs counted in the graph / an assumed sustained rate) while its
-   fixed part is kernel launches (graph nodes x an assumed launch cost) plus the measured
-   CPU-side a. The assumptions are printed beside the result.
+   fixed part is kernel launches (graph nodes x an assumed launch cost) plus the host's own
+   per-call cost, measured here as one onnxruntime call of a one-node graph on the same
+   input (binding, copies, Python). The assumptions are printed beside the result.
 """
 
 from __future__ import annotations
@@ -139,7 +140,32 @@ def fit(latency: dict[int, float]) -> tuple[float, float]:
     return float(a), float(b)
 
 
-def on_paper(bundle: Path, scaling_ms: dict[int, float]) -> dict:
+def host_call_ms(spec, threads: int, runs: int = 200) -> float:
+    """Median ms of one onnxruntime call on a one-node graph (ReduceMean) taking the model's
+    input: what a call costs the host besides the model's own compute."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["images"], ["out"], keepdims=0)], "host",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, list(spec.shape))],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(model.SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"])
+    x = np.zeros(spec.shape, np.float32)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        session.run(None, {"images": x})
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def on_paper(bundle: Path, scaling_ms: dict[int, float], host_ms: float) -> dict:
     import onnx
     from edgekit.export.batch import pin_onnx
 
@@ -152,12 +178,13 @@ def on_paper(bundle: Path, scaling_ms: dict[int, float]) -> dict:
         macs = count_flops(one)["macs"]
         nodes = len(onnx.load(str(one)).graph.node)
     a_cpu, b_cpu = fit(scaling_ms)
-    # The GPU call: the CPU-side fixed part measured here (Python, runtime bookkeeping, copies
-    # of a 4-image tensor are small next to it) + kernel launches; per image: the MACs.
-    a_gpu = a_cpu + nodes * GPU_FUSION * GPU_LAUNCH_S * 1e3
+    # The GPU call: the host's per-call cost measured here + kernel launches; per image: the
+    # MACs at the assumed rate.
+    a_gpu = host_ms + nodes * GPU_FUSION * GPU_LAUNCH_S * 1e3
     b_gpu = macs / GPU_MACS_PER_S * 1e3
     per_call = {n: a_gpu + b_gpu * n for n in SIZES}
-    return {"macs": macs, "nodes": nodes, "cpu_fixed_ms": a_cpu, "cpu_per_image_ms": b_cpu,
+    return {"macs": macs, "nodes": nodes, "host_call_ms": host_ms, "cpu_fixed_ms": a_cpu,
+            "cpu_per_image_ms": b_cpu,
             "gpu_fixed_ms": a_gpu, "gpu_per_image_ms": b_gpu, "gpu_call_ms": per_call,
             "gpu_gain_4": CAMERAS * per_call[1] / per_call[CAMERAS],
             "assumptions": {"gpu_macs_per_s": GPU_MACS_PER_S, "launch_s": GPU_LAUNCH_S,
@@ -200,11 +227,14 @@ def main() -> None:
               f"pipelines: {many['fps']:.1f} fps total -> x{ratio:.2f} (median of "
               f"{len(rounds)} rounds: {[round(r[2], 2) for r in rounds]})")
 
-        paper = on_paper(bundle, scale["onnx"])
+        spec = Detector.open(bundle, format="onnx").manifest.input
+        paper = on_paper(bundle, scale["onnx"], host_call_ms(spec, args.threads))
         print("\n3. GPU gain ON PAPER (no GPU here; assumptions below, not a measurement)")
         print(f"   measured CPU (onnxruntime): t(N) = {paper['cpu_fixed_ms']:.2f} ms + "
               f"{paper['cpu_per_image_ms']:.2f} ms x N")
-        print(f"   graph: {paper['macs'] / 1e9:.2f} GMAC per image, {paper['nodes']} nodes")
+        print(f"   graph: {paper['macs'] / 1e9:.2f} GMAC per image, {paper['nodes']} nodes; "
+              f"host cost of one call (one-node graph, same input): "
+              f"{paper['host_call_ms']:.3f} ms")
         print(f"   assumed GPU: {GPU_MACS_PER_S / 1e12:.1f} TMAC/s sustained, "
               f"{GPU_LAUNCH_S * 1e6:.0f} us per launch, {GPU_FUSION:.0%} of nodes launch")
         print(f"   -> GPU t(N) = {paper['gpu_fixed_ms']:.2f} ms + "
