@@ -170,6 +170,11 @@ class Backend(ABC):
     def _run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         """Runs one inference at the model's own batch; inputs and outputs in model order."""
 
+    def beside_other_work(self) -> Backend:
+        """This model as a pipeline should run it: beside its own threads (decoding,
+        pre/post-processing, sinks) on the same cores. The default is this backend itself."""
+        return self
+
     def metadata(self) -> dict[str, str]:
         """Key/value metadata stored in the model file (Ultralytics writes names, imgsz,
         stride, task...); empty where the format or runtime has none."""

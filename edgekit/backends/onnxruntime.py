@@ -6,6 +6,7 @@ onnxruntime silently drops a requested provider it does not have and runs on CPU
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,11 @@ class OnnxRuntimeBackend(Backend):
             so.intra_op_num_threads = options.threads
             so.inter_op_num_threads = 1
         so.log_severity_level = 3  # the CPU fallback is reported through executed_on instead
+        if options.extra.get("spinning") is not None:
+            # Idle intra-op threads spin for work by default: fastest alone, but they take
+            # the cores from the threads beside them (a pipeline's decoding and drawing).
+            so.add_session_config_entry("session.intra_op.allow_spinning",
+                                        "1" if options.extra["spinning"] else "0")
         if not self.path.is_file():
             raise ModelError(f"{self.path}: no such model file.")
         try:
@@ -118,6 +124,17 @@ class OnnxRuntimeBackend(Backend):
             binding.bind_output(output.name)
         self.session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()
+
+    def beside_other_work(self) -> Backend:
+        """The same model in a session whose idle threads sleep instead of spinning (unless
+        ``extra["spinning"]`` was set). Spinning threads take the cores the pipeline's other
+        stages need: measured with the 640 reference model on this 2-core host (shared, load
+        about 9), spinning off ran inference 1.5x faster and the file-source pipeline at
+        1.14x the model-only loop (spinning on: 1.02x; benchmarks/pipeline_throughput.py)."""
+        if self.options.extra.get("spinning") is not None:
+            return self
+        return type(self)(self.path, options=replace(
+            self.options, extra={**self.options.extra, "spinning": False}))
 
     def metadata(self) -> dict[str, str]:
         return dict(self.session.get_modelmeta().custom_metadata_map)

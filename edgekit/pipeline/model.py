@@ -85,11 +85,14 @@ def _from_detector(detector: Any, settings: ModelSettings) -> StagedModel:
         return preprocess(image, manifest.input)
 
     feed = getattr(detector, "feed", None) or (lambda tensor: [tensor])
+    # Inference runs beside the pipeline's other threads: the backend's setting for that
+    # (onnxruntime's threads sleep instead of spinning), not the one for calls alone.
+    backend = detector.backend.beside_other_work()
 
     def infer(tensors: list[np.ndarray]) -> list[list[np.ndarray]]:
         if len(tensors) == 1:
-            return [detector.backend.run(feed(tensors[0]))]
-        outputs = detector.backend.run(feed(np.concatenate(tensors, axis=0)))
+            return [backend.run(feed(tensors[0]))]
+        outputs = backend.run(feed(np.concatenate(tensors, axis=0)))
         return [[out[i:i + 1] for out in outputs] for i in range(len(tensors))]
 
     def post(outputs: list[np.ndarray], box: Any, shape: tuple[int, ...]) -> Detections:
