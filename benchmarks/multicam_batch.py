@@ -198,6 +198,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--runs", type=int, default=10, help="calls per N per round")
     parser.add_argument("--frames", type=int, default=150, help="frames per camera video")
+    parser.add_argument("--separate-threads", type=int, default=None,
+                        help="threads of each separate pipeline (default --threads); "
+                             "--threads 4 --separate-threads 1 gives both sides 4 in all")
+    parser.add_argument("--skip-scaling", action="store_true")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
@@ -205,7 +209,8 @@ def main() -> None:
         bundle = export_dynamic(args.model, Path(tmp) / "bundle")
         print(f"model {args.model}, dynamic batch, {os.cpu_count()} CPUs, {args.threads} "
               f"threads per runtime; load average {load()}")
-        scale = scaling(bundle, args.threads, args.rounds, args.runs)
+        scale = ({} if args.skip_scaling else
+                 scaling(bundle, args.threads, args.rounds, args.runs))
         print("\n1. batch scaling (median ms per call / per image; images/s)")
         for fmt, per in scale.items():
             for n, ms in per.items():
@@ -216,17 +221,20 @@ def main() -> None:
         videos = make_videos(Path(tmp), args.frames)
         rounds = []
         for _ in range(args.rounds):
-            one, many = batched(bundle, videos, args.threads), separate(bundle, videos,
-                                                                        args.threads)
+            one = batched(bundle, videos, args.threads)
+            many = separate(bundle, videos, args.separate_threads or args.threads)
             rounds.append((one, many, one["fps"] / many["fps"], load()))
             print(f"   round: batched {one['fps']:.1f} fps (calls by size "
                   f"{one['batch_sizes']}), separate {many['fps']:.1f} fps, load {rounds[-1][3]}")
         one, many, ratio, _ = sorted(rounds, key=lambda r: r[2])[len(rounds) // 2]
         print(f"\n2. {CAMERAS} cameras x {args.frames} frames of 640x480 (onnxruntime): one "
               f"pipeline, batched per tick: {one['fps']:.1f} fps total; {CAMERAS} separate "
-              f"pipelines: {many['fps']:.1f} fps total -> x{ratio:.2f} (median of "
+              f"pipelines ({args.separate_threads or args.threads} threads each): "
+              f"{many['fps']:.1f} fps total -> x{ratio:.2f} (median of "
               f"{len(rounds)} rounds: {[round(r[2], 2) for r in rounds]})")
 
+        if not scale:
+            return
         spec = Detector.open(bundle, format="onnx").manifest.input
         paper = on_paper(bundle, scale["onnx"], host_call_ms(spec, args.threads))
         print("\n3. GPU gain ON PAPER (no GPU here; assumptions below, not a measurement)")
