@@ -494,7 +494,9 @@ class Training:
         except KeyboardInterrupt:
             stop.append("interrupt")
         self.save()
-        print(f"stopped at step {self.step}/{self.total} ({', '.join(stop) or 'budget'}); "
+        reason = ", ".join(stop) or ("end of schedule" if self.step >= self.total else
+                                     "time budget")
+        print(f"stopped at step {self.step}/{self.total} ({reason}); "
               f"this run: {done} steps in {(time.perf_counter() - start) / 60:.1f} min; "
               f"state saved to {self.file}", flush=True)
 
