@@ -1,7 +1,8 @@
-"""Tracking (ByteTrack), line crossings per class and direction, zone dwell times.
+"""Tracking, line crossings per class and direction, zone dwell times.
 
-The tracker and the zone geometry come from maintained libraries: ``trackers.ByteTrackTracker``
-(Roboflow's trackers; supervision 0.31 removed its own ``sv.ByteTrack`` and points there) and
+The tracker and the zone geometry come from maintained libraries: the tracker the config names
+from Roboflow's ``trackers`` (edgekit.analytics.tracking; supervision 0.31 removed its own
+``sv.ByteTrack`` and points there) and
 supervision's ``PolygonZone``. This module keeps the per-class, per-direction books, the
 hysteresis that turns a jittery box into one count (``min_frames``, ``enter_frames``,
 ``exit_frames``), and turns changes into events.
@@ -141,15 +142,11 @@ class Analytics:
 
     def __init__(self, config: AnalyticsConfig, labels: list[str]) -> None:
         self.sv = require("supervision", extra="pipeline", purpose="line and zone analytics")
-        trackers = require("trackers", extra="pipeline", purpose="ByteTrack tracking")
+        from .tracking import build_tracker
+
         self.config, self.labels = config, labels
         t = config.tracker
-        self.tracker = trackers.ByteTrackTracker(
-            lost_track_buffer=t.lost_track_buffer, frame_rate=t.frame_rate,
-            track_activation_threshold=t.track_activation_threshold,
-            high_conf_det_threshold=t.high_conf_det_threshold,
-            minimum_consecutive_frames=t.minimum_consecutive_frames,
-            minimum_iou_threshold=t.minimum_iou_threshold)
+        self.tracker, self._tracker_uses_frame = build_tracker(t)
         unknown = {c for x in (*config.lines, *config.zones) for c in x.classes} - set(labels)
         if unknown:
             from .config import ConfigError
@@ -187,7 +184,8 @@ class Analytics:
 
     def update(self, frame: Frame, detections: Detections) -> tuple[Detections, list[dict]]:
         """Tracks the frame's detections; returns them with tracker ids, and the new events."""
-        tracked = self.tracker.update(detections.to_supervision(),
+        image = {"frame": frame.image} if self._tracker_uses_frame else {}
+        tracked = self.tracker.update(detections.to_supervision(), **image,
                                       timestamp=frame.timestamp_ns / 1e9)
         h, w = frame.image.shape[:2]
         return Detections.from_supervision(tracked), self.count((w, h), tracked,

@@ -4,6 +4,7 @@ Example (YAML)::
 
     relative: true            # coordinates are fractions of the frame (survive mode changes)
     tracker:
+      type: bytetrack         # or sort, ocsort, botsort, cbiou, mcbyte
       lost_track_buffer: 30   # frames a lost track is kept
     lines:
       - name: stop_line
@@ -22,7 +23,7 @@ Example (YAML)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,23 +37,28 @@ class ConfigError(EdgekitError):
 Point = tuple[float, float]
 
 
+# The tracker a config that names none gets (edgekit.analytics.tracking.TRACKERS).
+DEFAULT_TRACKER = "bytetrack"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TrackerConfig:
-    """ByteTrack settings (``trackers.ByteTrackTracker``; defaults suit 10-30 fps video)."""
+    """Which tracker (``type``, a name in ``edgekit.analytics.tracking.TRACKERS``) and its
+    settings: the shared ones here, that type's own in ``options`` (in the file they sit
+    beside ``type``, as ``tracker: {type: ocsort, delta_t: 3}``)."""
 
+    type: str = DEFAULT_TRACKER
     # In 30 fps frames (1 s). 60-300 were tried on testsrc:// (seeds 3-5): a track lost behind
     # a passing truck is not found again by IoU after it anyway (its box shrank while it was
     # being hidden, and the Kalman prediction drifted), and line counts got worse.
     lost_track_buffer: int = 30
     frame_rate: float = 30.0
-    track_activation_threshold: float = 0.25
-    high_conf_det_threshold: float = 0.5
     # A track gets an id after 3 matched frames (0.1 s at 30 fps): a one- or two-frame false
     # detection no longer becomes a track that a line or zone counts (count error 14 -> 9 on
     # testsrc:// seed 5, 0 -> 0 and 6 -> 6 on seeds 3 and 4), and no real vehicle crosses a
     # frame in 0.1 s.
     minimum_consecutive_frames: int = 3
-    minimum_iou_threshold: float = 0.1
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,7 +100,7 @@ class AnalyticsConfig:
 
     Attributes:
         relative: Coordinates are fractions of the frame's width and height, not pixels.
-        tracker: ByteTrack settings.
+        tracker: Which tracker, and its settings.
         lines: Counting lines.
         zones: Dwell-time zones.
     """
@@ -137,8 +143,7 @@ def parse_config(data: Any, *, where: str = "config") -> AnalyticsConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping at the top level.")
     _known(data, {"relative", "tracker", "lines", "zones"}, where)
-    tracker = data.get("tracker") or {}
-    _known(tracker, {f.name for f in fields(TrackerConfig)}, f"{where}: tracker")
+    tracker = _tracker(data.get("tracker") or {}, f"{where}: tracker")
     lines = tuple(_line(entry, f"{where}: lines[{i}]")
                   for i, entry in enumerate(data.get("lines") or []))
     zones = tuple(_zone(entry, f"{where}: zones[{i}]")
@@ -147,7 +152,22 @@ def parse_config(data: Any, *, where: str = "config") -> AnalyticsConfig:
     if len(set(names)) != len(names):
         raise ConfigError(f"{where}: line and zone names must be unique, got {names}.")
     return AnalyticsConfig(relative=bool(data.get("relative", False)),
-                           tracker=TrackerConfig(**tracker), lines=lines, zones=zones)
+                           tracker=tracker, lines=lines, zones=zones)
+
+
+def _tracker(entry: Any, where: str) -> TrackerConfig:
+    from .tracking import SHARED, TRACKERS
+
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {entry!r}.")
+    kind = entry.get("type", DEFAULT_TRACKER)
+    if kind not in TRACKERS:
+        raise ConfigError(f"{where}: unknown tracker type {kind!r}.",
+                          hint=f"Known types: {', '.join(sorted(TRACKERS))}.")
+    _known(entry, {"type", *SHARED, *TRACKERS[kind].settings}, f"{where} ({kind})")
+    return TrackerConfig(type=kind, **{k: v for k, v in entry.items() if k in SHARED},
+                         options={k: v for k, v in entry.items()
+                                  if k not in SHARED and k != "type"})
 
 
 def _known(entry: Any, allowed: set[str], where: str) -> None:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from edgekit.analytics import Analytics, ConfigError, load_config, parse_config
+from edgekit.analytics.tracking import TRACKERS
 from edgekit.types import Detections, Frame
 
 LABELS = ["car", "truck", "pedestrian"]
@@ -79,11 +80,38 @@ def test_yaml_and_toml_give_the_same_config(config, tmp_path: Path) -> None:
     ({"lines": [{"name": "x", "start": [0], "end": [1, 1]}]}, "expected a point"),
     ({"zones": [{"name": "z", "polygon": [[0, 0], [1, 1]]}]}, "at least 3 points"),
     ({"tracker": {"speed": 3}}, "unknown key"),
+    ({"tracker": {"type": "deepsort"}}, "unknown tracker type"),
+    # A setting of another type is refused, naming the type it was checked against.
+    ({"tracker": {"type": "ocsort", "track_activation_threshold": 0.3}}, r"\(ocsort\)"),
     ({"zone": []}, "unknown key"),
 ])
 def test_bad_config_names_the_entry(data: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_config(data)
+
+
+@pytest.mark.parametrize("kind", sorted(TRACKERS))
+def test_every_registered_tracker_tracks_and_counts(kind: str) -> None:
+    pytest.importorskip("trackers")
+    data = {"tracker": {"type": kind, "lost_track_buffer": 10, "frame_rate": 10},
+            "lines": [{"name": "gate", "start": [100, 0], "end": [100, 200],
+                       "directions": ["eastbound", "westbound"]}]}
+    config = parse_config(data)
+    assert config.tracker.type == kind
+    analytics = Analytics(config, LABELS)
+    events = _run(analytics, [(0, 40, 8), (1, 160, -8)], 16)
+    assert sorted((e["class"], e["direction"]) for e in events
+                  if e["type"] == "line_crossing") == [("car", "eastbound"),
+                                                       ("truck", "westbound")]
+
+
+def test_tracker_settings_reach_the_tracker() -> None:
+    pytest.importorskip("trackers")
+    config = parse_config({"tracker": {"type": "ocsort", "delta_t": 5,
+                                       "minimum_consecutive_frames": 2}})
+    tracker = Analytics(config, LABELS).tracker
+    assert type(tracker).__name__ == "OCSORTTracker"
+    assert tracker.delta_t == 5 and tracker.minimum_consecutive_frames == 2
 
 
 def test_unknown_class_in_config_is_refused(config) -> None:

@@ -1,0 +1,67 @@
+"""The trackers a run config can name (``tracker: {type: ocsort, ...}``), all from Roboflow's
+maintained ``trackers`` package, and how each is built.
+
+One registry entry per type: the package's class, the settings a config may give it (besides
+the shared ``lost_track_buffer``, ``frame_rate`` and ``minimum_consecutive_frames``), edgekit's
+own defaults where they differ from the package's, and whether it looks at the image (camera
+motion compensation). None of them needs a downloaded model (no ReID).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import require
+
+# Settings every type takes, as TrackerConfig fields.
+SHARED = ("lost_track_buffer", "frame_rate", "minimum_consecutive_frames")
+
+_SORT = ("track_activation_threshold", "minimum_iou_threshold")
+_BOT = ("track_activation_threshold", "high_conf_det_threshold",
+        "minimum_iou_threshold_first_assoc", "minimum_iou_threshold_second_assoc",
+        "minimum_iou_threshold_unconfirmed_assoc", "instant_first_frame_activation")
+_CMC = ("enable_cmc", "cmc_method", "cmc_downscale")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrackerKind:
+    """How to build one tracker type."""
+
+    cls: str  # the class in ``trackers``
+    settings: tuple[str, ...]  # its own settings a config may give
+    defaults: dict[str, Any] = field(default_factory=dict)  # edgekit's, over the package's
+    uses_frame: bool = False  # update() is given the image (camera motion compensation)
+
+
+TRACKERS: dict[str, TrackerKind] = {
+    "bytetrack": TrackerKind(
+        cls="ByteTrackTracker",
+        settings=(*_SORT, "high_conf_det_threshold"),
+        # Low-confidence detections (a half-hidden car) still extend a track; IoU 0.1 keeps
+        # one whose Kalman prediction lags a small, fast box.
+        defaults={"track_activation_threshold": 0.25, "high_conf_det_threshold": 0.5,
+                  "minimum_iou_threshold": 0.1}),
+    "sort": TrackerKind(cls="SORTTracker", settings=_SORT),
+    "ocsort": TrackerKind(
+        cls="OCSORTTracker",
+        settings=("minimum_iou_threshold", "direction_consistency_weight",
+                  "high_conf_det_threshold", "delta_t")),
+    "botsort": TrackerKind(cls="BoTSORTTracker", settings=(*_BOT, *_CMC),
+                           # A fixed camera: nothing to compensate, and optical flow costs CPU.
+                           defaults={"enable_cmc": False}, uses_frame=True),
+    "cbiou": TrackerKind(cls="CBIoUTracker",
+                         settings=(*_BOT, "buffer_ratio_first", "buffer_ratio_second")),
+    "mcbyte": TrackerKind(cls="McByteTracker", settings=(*_BOT, *_CMC),
+                          defaults={"enable_cmc": False}, uses_frame=True),
+}
+
+
+def build_tracker(config: Any) -> tuple[Any, bool]:
+    """The tracker a TrackerConfig names, and whether its update() wants the image."""
+    kind = TRACKERS[config.type]
+    trackers = require("trackers", extra="pipeline", purpose=f"{config.type} tracking")
+    settings = {**kind.defaults, **dict(config.options)}
+    settings.update({name: getattr(config, name) for name in SHARED})
+    return getattr(trackers, kind.cls)(**settings), kind.uses_frame and bool(
+        settings.get("enable_cmc", False))
