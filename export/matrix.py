@@ -42,6 +42,7 @@ from .gate import (
 from .jobs import ExportedFile, ExportJob
 from .labelfree import Unlabelled, frames_dataset, note, pseudo_labelled
 from .publish import BundleDir, stage_beside, swap_into_place
+from .scratch import ExportInterrupted
 from .sensitivity import SearchState
 
 __all__ = ["Cell", "Matrix", "Publisher", "REPORT", "DEFAULT_TIME_BUDGET"]
@@ -60,7 +61,7 @@ class Cell:
 
     format: Format
     precision: Precision
-    status: str = "pending"  # ok | export failed | gate failed
+    status: str = "pending"  # ok | export failed | measure failed | gate failed
     error: str | None = None
     seconds: float = 0.0
     fallback: str | None = None
@@ -152,23 +153,48 @@ class Matrix:
                 publisher.write_report(self.report())
                 continue
             artifact = _add(staged, cell)
-            if self.dataset is None:
-                cell.status = "ok"
-            elif (cell.format, cell.precision) == _REFERENCE:
-                reference = self._reference(staged, artifact)
-                artifact = _find(staged, *_REFERENCE)
-                cell.status = "ok"
+            if (cell.format, cell.precision) == _REFERENCE:
+                # Without its reference nothing can be gated: a failure here ends the export.
+                artifact = self._finish(staged, cell, artifact, None)
+                reference = self.measurements.get(cell.key)
             else:
-                assert reference is not None
-                artifact = self._gate(staged, cell, reference)
-            artifact = self._pin_batch(staged, artifact)
-            diff = self._golden_diff(staged.bundle, artifact)
-            artifact = replace(artifact, details={**artifact.details,
-                                                  "golden_max_abs_diff": diff})
-            staged.replace_artifact(artifact)
+                try:
+                    artifact = self._finish(staged, cell, artifact, reference)
+                except ExportInterrupted:
+                    raise
+                except Exception as exc:  # an exported file that will not load or run
+                    # The file exists but cannot be measured (a runtime refuses it, a
+                    # converter's bug): that cell fails, the finished ones stay.
+                    cell.status, cell.error = "measure failed", _describe(exc)
+                    staged.update(artifacts=[a for a in staged.manifest.artifacts
+                                             if a.key != cell.key])
+                    self.say(f"{cell.key}: FAILED to load or measure: {cell.error}")
+                    publisher.write_report(self.report())
+                    continue
             publisher.publish(staged.bundle, artifact)
             publisher.write_report(self.report())
             self.say(f"{cell.key}: in the bundle ({cell.status})")
+
+    def _finish(self, staged: BundleDir, cell: Cell, artifact: Artifact,
+                reference: Measurement | None) -> Artifact:
+        """Gates an exported cell (or measures the reference), pins its batch and records
+        its golden replay; returns the artifact as it goes into the bundle."""
+        if self.dataset is None:
+            cell.status = "ok"
+        elif (cell.format, cell.precision) == _REFERENCE:
+            self._reference(staged, artifact)
+            artifact = _find(staged, *_REFERENCE)
+            cell.status = "ok"
+        elif reference is None:
+            raise ModelError("The fp32 ONNX reference could not be measured, so this "
+                             "artifact cannot be gated.")
+        else:
+            artifact = self._gate(staged, cell, reference)
+        artifact = self._pin_batch(staged, artifact)
+        diff = self._golden_diff(staged.bundle, artifact)
+        artifact = replace(artifact, details={**artifact.details, "golden_max_abs_diff": diff})
+        staged.replace_artifact(artifact)
+        return artifact
 
     def _export(self, cell: Cell) -> None:
         from . import EXPORTERS
@@ -407,14 +433,21 @@ def _attempt(run: Any) -> tuple[ExportedFile | None, str | None]:
     """Runs one exporter; an error becomes that cell's failure, not the whole export's."""
     try:
         return run(), None
-    except EdgekitError as exc:
-        return None, exc.message
-    except ImportError as exc:  # an exporter module that is not installed (or not written)
-        return None, f"the exporter is not available in this installation ({exc})"
-    except Exception as exc:  # a converter's own bug: keep the other artifacts, say where
-        frame = traceback.extract_tb(exc.__traceback__)[-1]
-        return None, (f"{type(exc).__name__}: {str(exc).strip()[:300]} "
-                      f"(in {Path(frame.filename).name}:{frame.lineno})")
+    except ExportInterrupted:  # a signal stops the export, not just this cell
+        raise
+    except Exception as exc:
+        return None, _describe(exc)
+
+
+def _describe(exc: Exception) -> str:
+    """One line for a cell's failure: edgekit's own message, or where a tool broke."""
+    if isinstance(exc, EdgekitError):
+        return exc.message
+    if isinstance(exc, ImportError):  # an exporter module that is not installed
+        return f"the exporter is not available in this installation ({exc})"
+    frame = traceback.extract_tb(exc.__traceback__)[-1]  # a converter's own bug: say where
+    return (f"{type(exc).__name__}: {str(exc).strip()[:300]} "
+            f"(in {Path(frame.filename).name}:{frame.lineno})")
 
 
 def _attempt_record(name: str, verdict: dict[str, Any], result: Measurement) -> dict[str, Any]:
