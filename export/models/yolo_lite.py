@@ -151,7 +151,56 @@ class Head(nn.Module):
         return self.box(x), self.cls(x)
 
 
-class YoloLite(nn.Module):
+class PanDetector(nn.Module):
+    """What the shipped detectors share: a backbone (stem, stage3-5), an FPN+PAN neck (up,
+    top4, top3, down3, out4, down4, out5), one head per stride and a ``Decode`` tail.
+    Subclasses build those modules and say how many box channels a cell has and how their
+    decode is made."""
+
+    box_channels = 4
+
+    def make_decode(self, imgsz: int) -> nn.Module:
+        raise NotImplementedError
+
+    def set_imgsz(self, imgsz: int) -> None:
+        """Rebuilds the anchor grid for another square input size (the weights do not depend
+        on it: training on crops uses this)."""
+        if imgsz % STRIDES[-1]:
+            raise ValueError(f"imgsz must be a multiple of {STRIDES[-1]}, got {imgsz}.")
+        self.imgsz = imgsz
+        # Static cell counts per level: reshapes export as constants, with no Shape/Gather ops.
+        self.cells = tuple((imgsz // s) ** 2 for s in STRIDES)
+        self.decode = self.make_decode(imgsz)
+
+    def forward_raw(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw box logits [B, box_channels, N] and class logits [B, nc, N] (for training)."""
+        p3 = self.stage3(self.stem(x))
+        p4 = self.stage4(p3)
+        p5 = self.stage5(p4)
+        t4 = self.top4(torch.cat((self.up(p5), p4), 1))
+        n3 = self.top3(torch.cat((self.up(t4), p3), 1))
+        n4 = self.out4(torch.cat((self.down3(n3), t4), 1))
+        n5 = self.out5(torch.cat((self.down4(n4), p5), 1))
+        boxes, scores = [], []
+        for head, feat, cells in zip(self.heads, (n3, n4, n5), self.cells, strict=True):
+            b, c = head(feat)
+            boxes.append(b.reshape(-1, self.box_channels, cells))
+            scores.append(c.reshape(-1, self.num_classes, cells))
+        return torch.cat(boxes, 2), torch.cat(scores, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Returns ``[B, 4 + num_classes, N]`` in the YOLOv8 export convention."""
+        return self.decode(*self.forward_raw(x))
+
+    def fuse(self) -> PanDetector:
+        """Folds every BatchNorm into its conv (for export/inference); returns self."""
+        for module in self.modules():
+            if isinstance(module, ConvBNAct):
+                module.fuse()
+        return self
+
+
+class YoloLite(PanDetector):
     """Anchor-free detector: C2f backbone, FPN+PAN neck, decoupled heads at strides 8/16/32.
 
     Args:
@@ -182,15 +231,8 @@ class YoloLite(nn.Module):
         self.set_imgsz(imgsz)
         self._init_biases()
 
-    def set_imgsz(self, imgsz: int) -> None:
-        """Rebuilds the anchor grid for another square input size (the weights do not depend
-        on it: training on crops uses this)."""
-        if imgsz % STRIDES[-1]:
-            raise ValueError(f"imgsz must be a multiple of {STRIDES[-1]}, got {imgsz}.")
-        self.imgsz = imgsz
-        # Static cell counts per level: reshapes export as constants, with no Shape/Gather ops.
-        self.cells = tuple((imgsz // s) ** 2 for s in STRIDES)
-        self.decode = Decode(self.num_classes, imgsz)
+    def make_decode(self, imgsz: int) -> nn.Module:
+        return Decode(self.num_classes, imgsz)
 
     def _init_biases(self) -> None:
         # Class prior 0.01 (focal-loss practice) so early training is not swamped by
@@ -198,33 +240,6 @@ class YoloLite(nn.Module):
         for head in self.heads:
             nn.init.constant_(head.cls[-1].bias, -math.log((1 - 0.01) / 0.01))
             nn.init.zeros_(head.box[-1].bias)
-
-    def forward_raw(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Raw box logits [B, 4, N] and class logits [B, nc, N] (training uses these)."""
-        p3 = self.stage3(self.stem(x))
-        p4 = self.stage4(p3)
-        p5 = self.stage5(p4)
-        t4 = self.top4(torch.cat((self.up(p5), p4), 1))
-        n3 = self.top3(torch.cat((self.up(t4), p3), 1))
-        n4 = self.out4(torch.cat((self.down3(n3), t4), 1))
-        n5 = self.out5(torch.cat((self.down4(n4), p5), 1))
-        boxes, scores = [], []
-        for head, feat, cells in zip(self.heads, (n3, n4, n5), self.cells, strict=True):
-            b, c = head(feat)
-            boxes.append(b.reshape(-1, 4, cells))
-            scores.append(c.reshape(-1, self.num_classes, cells))
-        return torch.cat(boxes, 2), torch.cat(scores, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Returns ``[B, 4 + num_classes, N]`` in the YOLOv8 export convention."""
-        return self.decode(*self.forward_raw(x))
-
-    def fuse(self) -> YoloLite:
-        """Folds every BatchNorm into its conv (for export/inference); returns self."""
-        for module in self.modules():
-            if isinstance(module, ConvBNAct):
-                module.fuse()
-        return self
 
     def config(self) -> dict[str, Any]:
         """The constructor arguments, for checkpoints."""

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .yolo_lite import STRIDES, C2f, ConvBNAct
+from .yolo_lite import STRIDES, C2f, ConvBNAct, PanDetector
 from .yolo_lite import Decode as _SigmoidDecode
 
 __all__ = ["Decode", "SPPF", "YoloV8"]
@@ -90,7 +90,7 @@ class Head(nn.Module):
         return self.box(x), self.cls(x)
 
 
-class YoloV8(nn.Module):
+class YoloV8(PanDetector):
     """YOLOv8-layout detector; the defaults (width 0.25, depth 0.33) are the n size.
 
     Args:
@@ -128,15 +128,12 @@ class YoloV8(nn.Module):
         self.set_imgsz(imgsz)
         self._init_biases()
 
-    def set_imgsz(self, imgsz: int) -> None:
-        """Rebuilds the anchor grid for another square input size (the weights do not depend
-        on it: training on crops uses this)."""
-        if imgsz % STRIDES[-1]:
-            raise ValueError(f"imgsz must be a multiple of {STRIDES[-1]}, got {imgsz}.")
-        self.imgsz = imgsz
-        # Static cell counts per level: reshapes export as constants, with no Shape/Gather ops.
-        self.cells = tuple((imgsz // s) ** 2 for s in STRIDES)
-        self.decode = Decode(self.num_classes, imgsz, self.reg_max)
+    @property
+    def box_channels(self) -> int:  # a DFL histogram per side
+        return 4 * self.reg_max
+
+    def make_decode(self, imgsz: int) -> nn.Module:
+        return Decode(self.num_classes, imgsz, self.reg_max)
 
     def _init_biases(self) -> None:
         # YOLOv8's priors: box logits 1.0 (a flat histogram, sides of ~reg_max/2 strides);
@@ -145,33 +142,6 @@ class YoloV8(nn.Module):
             nn.init.constant_(head.box[-1].bias, 1.0)
             nn.init.constant_(head.cls[-1].bias,
                               math.log(5 / self.num_classes / (640 / stride) ** 2))
-
-    def forward_raw(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Raw box logits [B, 4 * reg_max, N] and class logits [B, nc, N] (for training)."""
-        p3 = self.stage3(self.stem(x))
-        p4 = self.stage4(p3)
-        p5 = self.stage5(p4)
-        t4 = self.top4(torch.cat((self.up(p5), p4), 1))
-        n3 = self.top3(torch.cat((self.up(t4), p3), 1))
-        n4 = self.out4(torch.cat((self.down3(n3), t4), 1))
-        n5 = self.out5(torch.cat((self.down4(n4), p5), 1))
-        boxes, scores = [], []
-        for head, feat, cells in zip(self.heads, (n3, n4, n5), self.cells, strict=True):
-            b, c = head(feat)
-            boxes.append(b.reshape(-1, 4 * self.reg_max, cells))
-            scores.append(c.reshape(-1, self.num_classes, cells))
-        return torch.cat(boxes, 2), torch.cat(scores, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Returns ``[B, 4 + num_classes, N]`` in the YOLOv8 export convention."""
-        return self.decode(*self.forward_raw(x))
-
-    def fuse(self) -> YoloV8:
-        """Folds every BatchNorm into its conv (for export/inference); returns self."""
-        for module in self.modules():
-            if isinstance(module, ConvBNAct):
-                module.fuse()
-        return self
 
     def config(self) -> dict[str, Any]:
         """The constructor arguments, for checkpoints."""
