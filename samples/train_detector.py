@@ -266,10 +266,16 @@ def dfl_loss(box_raw: torch.Tensor, fg: torch.Tensor, target_ltrb: torch.Tensor,
 
 
 def compute_loss(model: nn.Module, images: torch.Tensor, gt_boxes: torch.Tensor,
-                 gt_classes: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+                 gt_classes: torch.Tensor, *,
+                 bf16: bool = False) -> tuple[torch.Tensor, dict[str, float]]:
     """YOLOv8-style loss: BCE on IoU-aware class targets + CIoU on assigned anchors, plus DFL
-    for models whose decode reads box histograms (``decode.reg_max``)."""
-    box_raw, cls_raw = model.forward_raw(images)
+    for models whose decode reads box histograms (``decode.reg_max``).
+
+    ``bf16`` runs the network (not the assigner or the loss) under CPU bf16 autocast.
+    """
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        box_raw, cls_raw = model.forward_raw(images)
+    box_raw, cls_raw = box_raw.float(), cls_raw.float()
     decode = model.decode
     d = decode.ltrb(box_raw)  # [B, 4, N]
     anchors = decode.anchors[0].T  # [N, 2]
@@ -470,7 +476,8 @@ class Training:
                 images, gt_boxes, gt_classes = next(stream)
                 t_data += time.perf_counter() - t0
                 self.model.train()
-                loss, parts = compute_loss(self.model, images, gt_boxes, gt_classes)
+                loss, parts = compute_loss(self.model, images, gt_boxes, gt_classes,
+                                           bf16=args.bf16)
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(self.model.parameters(), 10.0)
@@ -592,6 +599,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2,
                         help="torch threads (1 wastes less on a machine busy with other work)")
     parser.add_argument("--workers", type=int, default=0, help="scene-rendering processes")
+    # Measured on a Xeon with AMX, reference model, batch 8, 2 threads: a 224 step 0.21 s in
+    # fp32, 0.14 s in bf16; 320: 0.36 -> 0.22 s. Without AVX512-BF16/AMX it is slower.
+    parser.add_argument("--bf16", action="store_true",
+                        help="bf16 autocast for the network's forward and backward (1.5x "
+                             "faster steps on CPUs with AMX or AVX512-BF16; weights, "
+                             "optimizer, assigner and loss stay fp32)")
     args = parser.parse_args(argv)
     if args.seed == VAL_SEED:
         parser.error(f"--seed {VAL_SEED} is the validation seed; pick another.")
