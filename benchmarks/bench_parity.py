@@ -1,6 +1,7 @@
 """Does `edgekit bench` report what the runtimes' own tools report? p50 ratios, interleaved.
 
-The sample is exported (`edgekit export sample --to onnx,openvino`) into a temp dir; then, in
+A shipped model (``--model sample|reference``) is exported (`edgekit export MODEL --to
+onnx,openvino`) into a temp dir; then, in
 ``--rounds`` interleaved rounds (the machine is shared and noisy, so both tools see the same
 load), each round measures:
 
@@ -14,7 +15,8 @@ It prints every round and then the median of the per-round ratios (aim 0.98-1.02
 average, and the Python overhead: edgekit's p50 minus the runtime's own C++ timing of the
 same calls (OpenVINO ``InferRequest.latency``, paired call by call) and minus benchmark_app.
 
-    nice -n 10 .venv/bin/python benchmarks/bench_parity.py [--rounds 7] [--runs 200] [--threads 2]
+    nice -n 10 .venv/bin/python benchmarks/bench_parity.py [--model sample|reference] [--rounds 7]
+        [--runs 200] [--threads 2]
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ import numpy as np
 BIN = Path(sys.executable).parent
 
 
-def export_sample(out: Path) -> tuple[Path, Path]:
-    subprocess.run([str(BIN / "edgekit"), "export", "sample", "-o", str(out),
+def export_model(model: str, out: Path) -> tuple[Path, Path]:
+    """fp32 ONNX and IR of a shipped model (`edgekit export MODEL --to onnx,openvino`)."""
+    subprocess.run([str(BIN / "edgekit"), "export", model, "-o", str(out),
                     "--to", "onnx,openvino"], check=True, capture_output=True, text=True)
     return out / "model.onnx", next(out.glob("*.xml"))
 
@@ -114,6 +117,8 @@ def ort_reference(onnx: Path, threads: int, runs: int) -> tuple[float, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="sample",
+                        help="shipped model: sample (320) or reference (YOLOv8n-class, 640)")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2)
@@ -121,8 +126,8 @@ def main() -> None:
     ov_ratios, ort_ratios, overhead_rt, overhead_app = [], [], [], []
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="edgekit-parity-") as tmp:
-        onnx, xml = export_sample(Path(tmp) / "sample")
-        print(f"sample IR {xml.name} + {onnx.name}; threads {args.threads}, f32, sync, "
+        onnx, xml = export_model(args.model, Path(tmp) / args.model)
+        print(f"{args.model} IR {xml.name} + {onnx.name}; threads {args.threads}, f32, sync, "
               f"1 stream, {args.runs} runs x {args.rounds} interleaved rounds")
         ort_name = "?"
         for r in range(args.rounds):

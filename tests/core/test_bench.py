@@ -125,6 +125,23 @@ def test_peak_rss_sees_an_allocation() -> None:
     assert mem.peak_mb - mem.start_mb > 40
 
 
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux /proc only")
+def test_peak_rss_is_the_blocks_own_peak_and_runs_nothing_beside_it() -> None:
+    """The kernel's high-water mark, reset at entry: an earlier, larger allocation is not
+    reported, and no sampling thread runs beside the timed calls."""
+    import threading
+
+    earlier = np.ones(400 * 2**20 // 8)  # 400 MB before the block
+    del earlier
+    threads = threading.active_count()
+    with PeakRss() as mem:
+        assert threading.active_count() == threads
+        block = np.ones(64 * 2**20 // 8)
+        del block
+    assert mem.method == "VmHWM"
+    assert 40 < mem.peak_mb - mem.start_mb < 200
+
+
 def _cli(args: list[str], capsys) -> tuple[int, str]:
     code, _, err = run_cli(args, capsys)
     return code, err
