@@ -147,6 +147,10 @@ class Analytics:
         self.config, self.labels = config, labels
         t = config.tracker
         self.tracker, self._tracker_uses_frame = build_tracker(t)
+        from .rejoin import Rejoin
+
+        self._rejoin = (Rejoin(within_s=t.rejoin_s, min_iou=t.rejoin_iou) if t.rejoin_s > 0
+                        else None)
         unknown = {c for x in (*config.lines, *config.zones) for c in x.classes} - set(labels)
         if unknown:
             from .config import ConfigError
@@ -155,7 +159,9 @@ class Analytics:
                               hint=f"The model's labels: {', '.join(labels)}.")
         # How long the tracker keeps a lost track (its buffer is in 30 fps frames, and with
         # timestamps it counts time): a line or zone keeps a track's state as long.
-        self._keep_ns = int(t.lost_track_buffer / 30.0 * 1e9)
+        # A stitched track (rejoin_s) comes back under its old id later than that: its line
+        # side and zone stay must still be there.
+        self._keep_ns = int(max(t.lost_track_buffer / 30.0, t.rejoin_s) * 1e9)
         self._size: tuple[int, int] | None = None
         self.lines: list[_Line] = []
         self.zones: list[_Zone] = []
@@ -188,6 +194,9 @@ class Analytics:
         tracked = self.tracker.update(detections.to_supervision(), **image,
                                       timestamp=frame.timestamp_ns / 1e9)
         h, w = frame.image.shape[:2]
+        if self._rejoin is not None and tracked.tracker_id is not None and len(tracked):
+            tracked.tracker_id = self._rejoin(tracked.xyxy, tracked.class_id,
+                                              tracked.tracker_id, frame.timestamp_ns)
         return Detections.from_supervision(tracked), self.count((w, h), tracked,
                                                                 frame.timestamp_ns)
 

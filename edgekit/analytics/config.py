@@ -58,6 +58,14 @@ class TrackerConfig:
     # testsrc:// seed 5, 0 -> 0 and 6 -> 6 on seeds 3 and 4), and no real vehicle crosses a
     # frame in 0.1 s.
     minimum_consecutive_frames: int = 3
+    # One tracker per class (edgekit.analytics.tracking.PerClass): a track never jumps to
+    # a box of another class.
+    per_class: bool = False
+    # Seconds after a track was lost during which a new track that starts where it was
+    # heading, of its class, takes over its id (edgekit.analytics.rejoin); 0: never.
+    rejoin_s: float = 0.0
+    # The least IoU of the new box with the lost track's box moved on at its velocity.
+    rejoin_iou: float = 0.2
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -164,10 +172,31 @@ def _tracker(entry: Any, where: str) -> TrackerConfig:
     if kind not in TRACKERS:
         raise ConfigError(f"{where}: unknown tracker type {kind!r}.",
                           hint=f"Known types: {', '.join(sorted(TRACKERS))}.")
-    _known(entry, {"type", *SHARED, *TRACKERS[kind].settings}, f"{where} ({kind})")
-    return TrackerConfig(type=kind, **{k: v for k, v in entry.items() if k in SHARED},
+    _known(entry, {"type", *SHARED, *_OWN, *TRACKERS[kind].settings}, f"{where} ({kind})")
+    own = {key: check(entry, key, where) for key, check in _OWN.items() if key in entry}
+    return TrackerConfig(type=kind, **{k: v for k, v in entry.items() if k in SHARED}, **own,
                          options={k: v for k, v in entry.items()
-                                  if k not in SHARED and k != "type"})
+                                  if k not in SHARED and k not in _OWN and k != "type"})
+
+
+def _flag(entry: dict, key: str, where: str) -> bool:
+    value = entry[key]
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: {key} is true or false; got {value!r}.")
+    return value
+
+
+# edgekit's own tracking settings (not the package tracker's), and how each is checked.
+_OWN = {"per_class": _flag,
+        "rejoin_s": lambda entry, key, where: _seconds(entry, key, 0.0, where),
+        "rejoin_iou": lambda entry, key, where: _fraction(entry, key, where)}
+
+
+def _fraction(entry: dict, key: str, where: str) -> float:
+    value = entry[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ConfigError(f"{where}: {key} is an overlap above 0 and at most 1; got {value!r}.")
+    return float(value)
 
 
 def _known(entry: Any, allowed: set[str], where: str) -> None:
