@@ -2,7 +2,8 @@
 
     python benchmarks/tracking_accuracy.py [--config samples/vehicle_counting.yaml]
         [--seeds 3,4,5] [--held-out 6,7] [--objects 5] [--seconds 15] [--fps 15]
-        [--moving-only] [--tracker '{"type": "ocsort", "delta_t": 3}'] [--json out.json]
+        [--moving-only] [--tracker '{"type": "ocsort", "delta_t": 3}'] [--ceiling]
+        [--json out.json]
 
 Renders the generated road (as `edgekit run --source "testsrc://?fps=15&seed=3&objects=5"`
 shows it), runs the model and the analytics of the config on every frame, and scores tracks
@@ -10,7 +11,9 @@ and counts against what the generator drew (edgekit.analytics.scoring). Prints o
 seed, the mean over the seeds the settings were tuned on (--seeds) and, separately, over
 seeds they were not (--held-out). Aim: IDF1 >= 0.9 and line and zone counts exact.
 --tracker replaces the config's tracker entry (as the file's ``tracker:`` mapping), to compare
-the types of edgekit.analytics.tracking.TRACKERS on the same detections.
+the types of edgekit.analytics.tracking.TRACKERS on the same detections. --ceiling adds, per
+seed, the MOTA and IDF1 of a perfect tracker given the same detections (scoring.detector_ceiling):
+the most any tracker can reach with this detector.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import json
 import time
 
 from edgekit.analytics import load_config, parse_config
-from edgekit.analytics.scoring import score_testsrc
+from edgekit.analytics.scoring import detector_ceiling, score_testsrc
 from edgekit.detector import Detector
 
 
@@ -45,7 +48,9 @@ def _mean(tag: str, rows: list[dict]) -> None:
           f"IDF1 {sum(r['idf1'] for r in rows) / n:.3f}  "
           f"line error {sum(r['line_error'] for r in rows) / n:.2f}  "
           f"zone error {sum(r['zone_error'] for r in rows) / n:.2f} per sequence  "
-          f"({sum(r['count_error'] == 0 for r in rows)}/{n} sequences exact)")
+          f"({sum(r['count_error'] == 0 for r in rows)}/{n} sequences exact)"
+          + (f"; perfect tracker IDF1 {sum(r['ceiling_idf1'] for r in rows) / n:.3f}"
+             if "ceiling_idf1" in rows[0] else ""))
 
 
 def main() -> None:
@@ -61,6 +66,8 @@ def main() -> None:
                         help="Score the moving vehicles only (parked ones: ignore regions).")
     parser.add_argument("--tracker", default=None,
                         help='The tracker entry, as JSON: {"type": "sort", ...}.')
+    parser.add_argument("--ceiling", action="store_true",
+                        help="Also score a perfect tracker given the same detections.")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     detector = Detector.open(args.model)
@@ -84,6 +91,12 @@ def main() -> None:
                                 "line_error": line, "zone_error": zone, **score.to_dict()})
             diff = ", ".join(f"{k} {v}->{score.measured.get(k)}"
                              for k, v in score.expected.items())
+            if args.ceiling:
+                mota, idf1 = detector_ceiling(
+                    detector, seed=seed, objects=args.objects,
+                    frames=int(args.seconds * args.fps), moving_only=args.moving_only)
+                rows[group][-1].update(ceiling_mota=mota, ceiling_idf1=idf1)
+                diff += f"; perfect tracker on these detections: MOTA {mota:.3f} IDF1 {idf1:.3f}"
             print(f"{group:>8} {seed:>4} {score.mota:>6.3f} {score.idf1:>6.3f} "
                   f"{score.id_switches:>5} {score.false_positives:>5} {score.misses:>5} "
                   f"{score.truth_tracks:>5} {score.tracker_ids:>5} {line:>8} {zone:>8}  {diff}",

@@ -6,6 +6,8 @@ Example (YAML)::
     tracker:
       type: bytetrack         # or sort, ocsort, botsort, cbiou, mcbyte
       lost_track_buffer: 30   # frames a lost track is kept
+      per_class: true         # one tracker per class
+      rejoin_s: 3.0           # a new track where a lost one was heading takes its id
     lines:
       - name: stop_line
         start: [0.0, 0.6]
@@ -50,7 +52,8 @@ class TrackerConfig:
     type: str = DEFAULT_TRACKER
     # In 30 fps frames (1 s). 60-300 were tried on testsrc:// (seeds 3-5): a track lost behind
     # a passing truck is not found again by IoU after it anyway (its box shrank while it was
-    # being hidden, and the Kalman prediction drifted), and line counts got worse.
+    # being hidden, and the Kalman prediction drifted), and line counts got worse. With
+    # per_class and rejoin_s (samples/vehicle_counting.yaml) 60 did best (30-90 tried).
     lost_track_buffer: int = 30
     frame_rate: float = 30.0
     # A track gets an id after 3 matched frames (0.1 s at 30 fps): a one- or two-frame false

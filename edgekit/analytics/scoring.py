@@ -158,3 +158,43 @@ def score_testsrc(model: Any, config: AnalyticsConfig, *, width: int = 640, heig
         tracker_ids=len(set(np.concatenate(hyp_ids).tolist())) if hyp_ids else 0,
         expected=expected, measured=measured,
         count_error=sum(abs(measured.get(k, 0) - v) for k, v in expected.items()))
+
+
+def detector_ceiling(model: Any, *, width: int = 640, height: int = 480, seed: int = 3,
+                     objects: int = 5, frames: int = 225, iou: float = 0.5,
+                     moving_only: bool = False) -> tuple[float, float]:
+    """(MOTA, IDF1) of a perfect tracker that is given ``model``'s boxes: every box on a
+    scored object (Hungarian, IoU >= ``iou``) gets that object's id, every other box is
+    dropped. No tracker that reports only detected boxes can score higher: what stays
+    between this and 1.0 is the detector's misses, not the tracking.
+    """
+    trackers_eval = require("trackers.eval", package="trackers", extra="pipeline",
+                            purpose="MOTA/IDF1")
+    from scipy.optimize import linear_sum_assignment
+
+    from ..sources.testsrc import STILL_IDS, SceneGenerator
+
+    scene = SceneGenerator(width=width, height=height, seed=seed, objects=objects)
+    gt_ids, hyp_ids, similarity = [], [], []
+    for index in range(1, frames + 1):
+        image, truth = scene.frame(index)
+        boxes = model(image).xyxy
+        scored = truth.labelled & ~(moving_only & (truth.track_id >= STILL_IDS))
+        hyp, kept = [], []
+        if len(boxes) and len(truth.xyxy):
+            overlap = trackers_eval.box_iou(truth.xyxy, boxes)
+            for r, c in zip(*linear_sum_assignment(-overlap), strict=True):
+                if overlap[r, c] >= iou and scored[r]:
+                    hyp.append(truth.track_id[r])
+                    kept.append(boxes[c])
+        gt_box = truth.xyxy[scored]
+        kept_boxes = np.asarray(kept, np.float32).reshape(-1, 4)
+        gt_ids.append(truth.track_id[scored])
+        hyp_ids.append(np.asarray(hyp, np.int64))
+        similarity.append(trackers_eval.box_iou(gt_box, kept_boxes)
+                          if len(gt_box) and len(kept_boxes)
+                          else np.zeros((len(gt_box), len(kept_boxes))))
+    clear = trackers_eval.compute_clear_metrics(gt_ids, hyp_ids, similarity, threshold=iou)
+    identity = trackers_eval.compute_identity_metrics(gt_ids, hyp_ids, similarity,
+                                                      threshold=iou)
+    return float(clear["MOTA"]), float(identity["IDF1"])

@@ -77,7 +77,7 @@ class PerClass:
 
     The ``trackers`` package associates by IoU whatever the class: on testsrc:// a parked
     bicycle that passing cars half covered was handed from car track to car track (seed 3:
-    one bicycle, 12 ids, 6 of them a car's), and a car's track went on as the truck that
+    one bicycle, 7 ids, 6 of them also a car's), and a car's track went on as the truck that
     hid it. Each class's tracker numbers its own tracks; this gives them one numbering.
     A class the detector stops seeing still gets empty updates, so its lost tracks age.
     """

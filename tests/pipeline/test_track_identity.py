@@ -43,7 +43,7 @@ def _analytics(**tracker) -> Analytics:
 def test_a_track_stays_with_its_class() -> None:
     # A parked bicycle; a car turns up right over it while the bicycle is hidden, and drives
     # on. IoU-only association hands the bicycle's track to the car (testsrc:// seed 3: one
-    # bicycle, 12 ids, 6 of them a car's); one tracker per class cannot.
+    # bicycle, 7 ids, 6 of them also a car's); one tracker per class cannot.
     bike = [100.0, 200.0, 140.0, 260.0]
     frames = [[(1, bike)]] * 5 + [[(0, [98.0 + 6 * i, 198.0, 158.0 + 6 * i, 258.0])]
                                   for i in range(6)]

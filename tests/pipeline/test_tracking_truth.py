@@ -146,12 +146,16 @@ def test_scoring_ignores_boxes_on_hidden_objects() -> None:
     assert keep.tolist() == [True, False, True]
 
 
-def test_sample_model_counts_the_generated_road_exactly() -> None:
-    """The sample detector + ByteTrack + the sample config on 15 s of testsrc://, as `make
-    demo` runs it (seed 3), scored against the generator's truth.
+def test_sample_model_tracks_and_counts_the_generated_road() -> None:
+    """The sample detector + the sample config (ByteTrack per class, lost tracks stitched) on
+    15 s of testsrc://, as `make demo` runs it (seed 3), scored against the generator's truth.
 
-    The counts are exact; IDF1 is ~0.70 (benchmarks/tracking_accuracy.py), short of the 0.9
-    the issue aims at: the floor here catches a regression, it does not claim the aim.
+    IDF1 0.818 and MOTA 0.731 here (benchmarks/tracking_accuracy.py; 0.697 and 0.699 with
+    plain ByteTrack), short of the 0.9 the issue aims at: a perfect tracker given the same
+    detections reaches IDF1 0.901 (detector_ceiling). One eastbound crossing of 20 is off.
+    Plain ByteTrack's exact totals here were errors that cancelled: two eastbound vehicles
+    missed, against a westbound truck also counted eastbound and a parked bus counted as it
+    was uncovered.
     """
     pytest.importorskip("trackers.eval")
     from edgekit.analytics import load_config
@@ -163,5 +167,34 @@ def test_sample_model_counts_the_generated_road_exactly() -> None:
                           frames=225)
     assert score.expected["zone:junction"] > 0 and score.expected[
         "line:counting_line:eastbound"] > 0
-    assert score.measured == score.expected and score.count_error == 0
-    assert score.idf1 >= 0.65 and score.mota >= 0.65
+    assert score.count_error <= 1
+    assert score.idf1 >= 0.80 and score.mota >= 0.72
+
+
+class _Oracle:
+    """A "detector" that returns the generator's own boxes of the frame it is given (frames
+    are asked for in order), with no class confusion and nothing missed."""
+
+    labels = ["car", "truck", "bus", "motorcycle", "bicycle", "pedestrian", "traffic_light"]
+
+    def __init__(self, seed: int, boxes: bool = True) -> None:
+        self.scene, self.index, self.boxes = SceneGenerator(width=640, height=480, seed=seed,
+                                                            objects=5), 0, boxes
+
+    def __call__(self, image: np.ndarray):
+        from edgekit.types import Detections
+
+        self.index += 1
+        truth = self.scene.truth(self.index)
+        keep = truth.labelled if self.boxes else np.zeros(len(truth.xyxy), bool)
+        return Detections(truth.xyxy[keep], np.ones(int(keep.sum()), np.float32),
+                          truth.class_id[keep])
+
+
+def test_the_ceiling_is_what_the_detector_allows() -> None:
+    pytest.importorskip("trackers.eval")
+    from edgekit.analytics.scoring import detector_ceiling
+
+    assert detector_ceiling(_Oracle(3), seed=3, frames=30) == (1.0, 1.0)
+    mota, idf1 = detector_ceiling(_Oracle(3, boxes=False), seed=3, frames=30)
+    assert mota == 0.0 and idf1 == 0.0
