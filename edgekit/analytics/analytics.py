@@ -35,6 +35,7 @@ class _Side:
     side: bool  # the side it was last counted on (or first seen on)
     streak: int  # consecutive observations on the other side
     last_ns: int  # when it was last seen near the line
+    counted: bool = False  # crossed (and was counted) once already
 
 
 class _Line:
@@ -73,7 +74,9 @@ class _Line:
             state.streak = state.streak + 1 if side != state.side else 0
             if state.streak >= self.config.min_frames:
                 state.side, state.streak = bool(side), 0
-                out.append((row, 0 if side else 1))
+                if not (self.config.once and state.counted):
+                    out.append((row, 0 if side else 1))
+                state.counted = True
         for tid in [t for t, st in self.tracks.items() if ts - st.last_ns > self.keep_ns]:
             del self.tracks[tid]  # the tracker has dropped it too: memory stays bounded
         return out

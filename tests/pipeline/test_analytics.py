@@ -163,3 +163,31 @@ def test_relative_coordinates_follow_a_resolution_change() -> None:
     assert analytics.lines[0].points.tolist() == [[50, 0], [50, 100]]
     analytics.update(Frame(np.zeros((200, 300, 3), np.uint8), 1), Detections.empty())
     assert analytics.lines[0].points.tolist() == [[150, 0], [150, 200]]
+
+
+@pytest.mark.parametrize(("once", "expected"), [
+    (False, [("car", "eastbound"), ("car", "westbound")]),
+    (True, [("car", "eastbound")]),
+])
+def test_line_once_counts_a_track_at_most_once(once: bool, expected: list) -> None:
+    """A car crosses east, then comes back west under the same track id: two crossings by
+    default (a U-turn counts both ways), one with ``once: true`` (a parked or covered vehicle
+    whose box centre wanders across the line is not counted again)."""
+    data = {"relative": False, "tracker": {"lost_track_buffer": 10},
+            "lines": [{"name": "gate", "start": [100, 0], "end": [100, 200],
+                       "directions": ["eastbound", "westbound"], "once": once}]}
+    analytics = Analytics(parse_config(data, where="test"), LABELS)
+    xs = [40 + 8 * i for i in range(11)] + [120 - 8 * i for i in range(1, 11)]
+    events = []
+    for i, x in enumerate(xs):
+        dets = Detections([[x, 50, x + 20, 70]], [0.9], [0])
+        events += analytics.update(_frame(i), dets)[1]
+    crossings = [e for e in events if e["type"] == "line_crossing"]
+    assert [(e["class"], e["direction"]) for e in crossings] == expected
+    assert len({e["tracker_id"] for e in crossings}) == 1
+
+
+def test_line_once_must_be_true_or_false() -> None:
+    with pytest.raises(ConfigError, match="once is true or false"):
+        parse_config({"lines": [{"name": "l", "start": [0, 0], "end": [1, 1], "once": "yes"}]},
+                     where="test")
