@@ -70,3 +70,23 @@ def test_run_resumes_from_its_state(trainer, tmp_path: Path) -> None:
     state = torch.load(tmp_path / "state.pt", weights_only=True)
     assert state["step"] == 4
     assert any(not torch.equal(first[k], v) for k, v in state["model"].items())
+
+
+def test_bf16_loss_is_close_to_fp32_and_trains(trainer) -> None:
+    """--bf16 runs the network under CPU bf16 autocast; the loss it returns is fp32 and close
+    to the fp32 loss of the same weights and batch, and its gradients reach the weights."""
+    from edgekit.bundle import InputSpec
+
+    torch.manual_seed(0)
+    model = trainer.build_model({**trainer.PRESETS["reference"].arch,
+                                 "num_classes": len(trainer.LABELS)})
+    model.set_imgsz(96)
+    model.train()
+    images, boxes, classes = trainer.make_batch(0, 0, 2, InputSpec(shape=(1, 3, 640, 640)), 96)
+    fp32, _ = trainer.compute_loss(model, images, boxes, classes)
+    bf16, _ = trainer.compute_loss(model, images, boxes, classes, bf16=True)
+    assert bf16.dtype == torch.float32
+    assert abs(float(bf16) - float(fp32)) < 0.05 * float(fp32)
+    bf16.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all()
+               for p in model.parameters() if p.requires_grad)
