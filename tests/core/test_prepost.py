@@ -10,7 +10,7 @@ import pytest
 from edgekit.bundle import ColorOrder, InputSpec, Layout, OutputSpec
 from edgekit.errors import DatasetError, ModelError
 from edgekit.postprocess import check_yolo_output, decode, nms, postprocess
-from edgekit.preprocess import preprocess, resize_image
+from edgekit.preprocess import preprocess, resize_image, to_tensor
 
 SPEC = replace(InputSpec(), shape=(1, 3, 64, 64))
 
@@ -123,3 +123,22 @@ def test_fast_nchw_path_matches_the_general_formula() -> None:
         ordered = resized[..., ::-1] if color is ColorOrder.RGB else resized
         expected = ((ordered.astype(np.float32) - np.float32([10, 20, 30])) / 2).transpose(2, 0, 1)
         np.testing.assert_allclose(tensor[0], expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("color", [ColorOrder.RGB, ColorOrder.BGR])
+@pytest.mark.parametrize("mean", [(0.0, 0.0, 0.0), (123.7, 116.3, 103.5)])
+@pytest.mark.parametrize("layout", [Layout.NCHW, Layout.NHWC])
+def test_to_tensor_matches_the_formula_on_every_path(color, mean, layout) -> None:
+    """Each fast path (planes scaled in place, OpenCV's blob) gives exactly what the manifest's
+    formula says: (pixel - mean) / std, channels in the spec's order and layout."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    shape = (1, 3, 48, 64) if layout is Layout.NCHW else (1, 48, 64, 3)
+    spec = InputSpec(shape=shape, color=color, mean=mean, layout=layout)
+    pixels = image[..., ::-1] if color is ColorOrder.RGB else image
+    want = (pixels.astype(np.float32) - np.float32(mean)) / np.float32(spec.std)
+    if layout is Layout.NCHW:
+        want = want.transpose(2, 0, 1)
+    got = to_tensor(image, spec)
+    assert got.shape == shape and got.dtype == np.float32 and got.flags["C_CONTIGUOUS"]
+    np.testing.assert_allclose(got[0], want, rtol=0, atol=1e-5)
