@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import require
 from ..types import Detections, Frame
 from .config import AnalyticsConfig, LineConfig, ZoneConfig
+from .rejoin import Rejoin, box_iou
 
 
 def _scaled(points: tuple[tuple[float, float], ...], relative: bool, size: tuple[int, int]
@@ -105,18 +106,10 @@ def _rejoined(zone: _Zone, label: str, box: np.ndarray, seen: set[int]) -> _Visi
     for tid, visit in list(zone.visits.items()):
         if tid in seen or not visit.counted or visit.label != label or visit.box is None:
             continue
-        if _iou(box, visit.box) >= 0.5:
+        if box_iou(box, visit.box) >= 0.5:
             del zone.visits[tid]
             return visit
     return None
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(w, 0.0) * max(h, 0.0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 class _Zone:
@@ -150,8 +143,6 @@ class Analytics:
         self.config, self.labels = config, labels
         t = config.tracker
         self.tracker, self._tracker_uses_frame = build_tracker(t)
-        from .rejoin import Rejoin
-
         self._rejoin = (Rejoin(within_s=t.rejoin_s, min_iou=t.rejoin_iou) if t.rejoin_s > 0
                         else None)
         unknown = {c for x in (*config.lines, *config.zones) for c in x.classes} - set(labels)

@@ -51,7 +51,8 @@ class _Seen:
         return last + np.tile(move, 2) * (ts - t1) / (t1 - t0)
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two xyxy boxes."""
     w = min(a[2], b[2]) - max(a[0], b[0])
     h = min(a[3], b[3]) - max(a[1], b[1])
     inter = max(w, 0.0) * max(h, 0.0)
@@ -85,7 +86,7 @@ class Rejoin:
                 if (sid in taken or seen.class_id != cid
                         or not 0 < ts - seen.last_ns <= self.within_ns):
                     continue
-                overlap = _iou(box, seen.predicted(ts))
+                overlap = box_iou(box, seen.predicted(ts))
                 if overlap >= best_iou:
                     best, best_iou = sid, overlap
             self._alias[raw] = best

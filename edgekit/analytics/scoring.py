@@ -95,6 +95,30 @@ def _not_on(box_iou: Any, boxes: np.ndarray, truth: np.ndarray, scored: np.ndarr
     return keep
 
 
+class _Sequence:
+    """A sequence's per-frame ids and overlaps, as trackers.eval's CLEAR and Identity metrics
+    take them."""
+
+    def __init__(self, trackers_eval: Any, iou: float) -> None:
+        self.eval, self.iou = trackers_eval, iou
+        self.gt_ids: list[np.ndarray] = []
+        self.hyp_ids: list[np.ndarray] = []
+        self.similarity: list[np.ndarray] = []
+
+    def add(self, gt_box: np.ndarray, gt_id: np.ndarray, boxes: np.ndarray,
+            hyp: np.ndarray) -> None:
+        self.gt_ids.append(gt_id)
+        self.hyp_ids.append(hyp)
+        self.similarity.append(self.eval.box_iou(gt_box, boxes) if len(gt_box) and len(boxes)
+                               else np.zeros((len(gt_box), len(boxes))))
+
+    def metrics(self) -> tuple[dict, dict]:
+        """(CLEAR, Identity) metrics of the whole sequence."""
+        args = (self.gt_ids, self.hyp_ids, self.similarity)
+        return (self.eval.compute_clear_metrics(*args, threshold=self.iou),
+                self.eval.compute_identity_metrics(*args, threshold=self.iou))
+
+
 def score_testsrc(model: Any, config: AnalyticsConfig, *, width: int = 640, height: int = 480,
                   fps: float = 15.0, seed: int = 3, objects: int = 5, frames: int = 225,
                   iou: float = 0.5, moving_only: bool = False) -> TrackingScore:
@@ -123,7 +147,7 @@ def score_testsrc(model: Any, config: AnalyticsConfig, *, width: int = 640, heig
     scene = SceneGenerator(width=width, height=height, seed=seed, objects=objects)
     tracked = Analytics(config, list(model.labels))
     perfect = Analytics(config, list(model.labels))
-    gt_ids, hyp_ids, similarity = [], [], []
+    sequence = _Sequence(trackers_eval, iou)
     followed: set[int] = set()  # objects seen once: the perfect tracker keeps them
     for index in range(1, frames + 1):  # TestSource renders from frame 1
         image, truth = scene.frame(index)
@@ -135,27 +159,22 @@ def score_testsrc(model: Any, config: AnalyticsConfig, *, width: int = 640, heig
         scored = truth.labelled & ~(moving_only & (truth.track_id >= STILL_IDS))
         keep = _not_on(trackers_eval.box_iou, boxes, truth.xyxy, scored, iou)
         boxes, hyp = boxes[keep], hyp[keep]
-        gt_box, gt_id = truth.xyxy[scored], truth.track_id[scored]
-        gt_ids.append(gt_id)
-        hyp_ids.append(hyp)
-        similarity.append(trackers_eval.box_iou(gt_box, boxes) if len(gt_box) and len(boxes)
-                          else np.zeros((len(gt_box), len(boxes))))
+        sequence.add(truth.xyxy[scored], truth.track_id[scored], boxes, hyp)
         followed.update(truth.track_id[truth.labelled].tolist())
         shown = np.isin(truth.track_id, list(followed))
         perfect.count((width, height), sv.Detections(
             xyxy=truth.xyxy[shown], class_id=truth.class_id[shown],
             tracker_id=truth.track_id[shown],
             confidence=np.ones(int(shown.sum()), np.float32)), stamp)
-    clear = trackers_eval.compute_clear_metrics(gt_ids, hyp_ids, similarity, threshold=iou)
-    identity = trackers_eval.compute_identity_metrics(gt_ids, hyp_ids, similarity,
-                                                      threshold=iou)
+    clear, identity = sequence.metrics()
     expected, measured = totals(perfect.counts()), totals(tracked.counts())
     return TrackingScore(
         frames=frames, mota=float(clear["MOTA"]), idf1=float(identity["IDF1"]),
         id_switches=int(clear["IDSW"]), false_positives=int(clear["CLR_FP"]),
         misses=int(clear["CLR_FN"]),
-        truth_tracks=len(set(np.concatenate(gt_ids).tolist())),
-        tracker_ids=len(set(np.concatenate(hyp_ids).tolist())) if hyp_ids else 0,
+        truth_tracks=len(set(np.concatenate(sequence.gt_ids).tolist())),
+        tracker_ids=(len(set(np.concatenate(sequence.hyp_ids).tolist()))
+                     if sequence.hyp_ids else 0),
         expected=expected, measured=measured,
         count_error=sum(abs(measured.get(k, 0) - v) for k, v in expected.items()))
 
@@ -175,7 +194,7 @@ def detector_ceiling(model: Any, *, width: int = 640, height: int = 480, seed: i
     from ..sources.testsrc import STILL_IDS, SceneGenerator
 
     scene = SceneGenerator(width=width, height=height, seed=seed, objects=objects)
-    gt_ids, hyp_ids, similarity = [], [], []
+    sequence = _Sequence(trackers_eval, iou)
     for index in range(1, frames + 1):
         image, truth = scene.frame(index)
         boxes = model(image).xyxy
@@ -187,14 +206,7 @@ def detector_ceiling(model: Any, *, width: int = 640, height: int = 480, seed: i
                 if overlap[r, c] >= iou and scored[r]:
                     hyp.append(truth.track_id[r])
                     kept.append(boxes[c])
-        gt_box = truth.xyxy[scored]
-        kept_boxes = np.asarray(kept, np.float32).reshape(-1, 4)
-        gt_ids.append(truth.track_id[scored])
-        hyp_ids.append(np.asarray(hyp, np.int64))
-        similarity.append(trackers_eval.box_iou(gt_box, kept_boxes)
-                          if len(gt_box) and len(kept_boxes)
-                          else np.zeros((len(gt_box), len(kept_boxes))))
-    clear = trackers_eval.compute_clear_metrics(gt_ids, hyp_ids, similarity, threshold=iou)
-    identity = trackers_eval.compute_identity_metrics(gt_ids, hyp_ids, similarity,
-                                                      threshold=iou)
+        sequence.add(truth.xyxy[scored], truth.track_id[scored],
+                     np.asarray(kept, np.float32).reshape(-1, 4), np.asarray(hyp, np.int64))
+    clear, identity = sequence.metrics()
     return float(clear["MOTA"]), float(identity["IDF1"])

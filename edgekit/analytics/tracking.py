@@ -83,17 +83,18 @@ class PerClass:
     """
 
     def __init__(self, make: Callable[[], Any]) -> None:
+        self._sv = require("supervision", extra="pipeline", purpose="per-class tracking")
         self._make = make
         self._trackers: dict[int, Any] = {}
         self._ids: dict[tuple[int, int], int] = {}  # (class, its tracker's id) -> ours
 
     def update(self, detections: Any, **kwargs: Any) -> Any:
-        import supervision as sv
-
         classes = {int(c) for c in detections.class_id} if len(detections) else set()
         parts = []
         for cid in sorted(classes | set(self._trackers)):
-            tracker = self._trackers.get(cid) or self._trackers.setdefault(cid, self._make())
+            tracker = self._trackers.get(cid)
+            if tracker is None:
+                tracker = self._trackers[cid] = self._make()
             part = tracker.update(detections[detections.class_id == cid], **kwargs)
             if len(part):
                 part.tracker_id = np.array(
@@ -101,7 +102,7 @@ class PerClass:
                      for t in part.tracker_id], int)
                 parts.append(part)
         if parts:
-            return sv.Detections.merge(parts)
-        empty = sv.Detections.empty()
+            return self._sv.Detections.merge(parts)
+        empty = self._sv.Detections.empty()
         empty.tracker_id = np.array([], int)
         return empty
