@@ -56,16 +56,33 @@ class _Line:
         self.counts: dict[str, dict[str, int]] = {d: {} for d in config.directions}
         self.tracks: dict[int, _Side] = {}
 
-    def crossings(self, centres: np.ndarray, ids: np.ndarray, ts: int) -> list[tuple[int, int]]:
+    def _right(self, points: np.ndarray) -> np.ndarray:
+        """Whether each point is right of start -> end in image coordinates (y down):
+        supervision's "in" side."""
+        rel = points - self.start
+        return self.vector[0] * rel[..., 1] - self.vector[1] * rel[..., 0] < 0
+
+    def _sides(self, xyxy: np.ndarray, centres: np.ndarray) -> list[bool | None]:
+        """Each box's side (True: the "in" side), or None for a box astride the line when
+        the line's anchor is "box"."""
+        if self.config.anchor == "center":
+            return self._right(centres).tolist()
+        corners = np.stack([xyxy[:, [0, 1]], xyxy[:, [2, 1]], xyxy[:, [0, 3]],
+                            xyxy[:, [2, 3]]], axis=1)
+        right = self._right(corners)
+        return [True if every else None if some else False
+                for every, some in zip(right.all(axis=1), right.any(axis=1), strict=True)]
+
+    def crossings(self, xyxy: np.ndarray, ids: np.ndarray, ts: int) -> list[tuple[int, int]]:
         """(row, direction index) for each track that has just crossed; direction 0 is
         supervision's "in" (to the right of start -> end, as the image shows it)."""
-        rel = centres - self.start
-        along = rel @ self.vector / float(self.vector @ self.vector)
-        # Right of start -> end in image coordinates (y down): supervision's "in" side.
-        right = self.vector[0] * rel[:, 1] - self.vector[1] * rel[:, 0] < 0
+        centres = (xyxy[:, :2] + xyxy[:, 2:]) / 2
+        along = (centres - self.start) @ self.vector / float(self.vector @ self.vector)
+        sides = self._sides(xyxy, centres)
         out = []
-        for row, (tid, t, side) in enumerate(zip(ids.tolist(), along, right, strict=True)):
-            if tid < 0 or not 0.0 <= t <= 1.0:  # unconfirmed, or beside the line's ends
+        for row, (tid, t, side) in enumerate(zip(ids.tolist(), along, sides, strict=True)):
+            # Unconfirmed, beside the line's ends, or astride it (anchor "box"): no evidence.
+            if tid < 0 or not 0.0 <= t <= 1.0 or side is None:
                 continue
             state = self.tracks.get(tid)
             if state is None:
@@ -86,7 +103,8 @@ class _Line:
 @dataclass(slots=True)
 class _Visit:
     """A track's stay in a zone: counted once it has been seen inside ``enter_frames`` times;
-    it ends when the track is seen outside ``exit_frames`` times in a row."""
+    it ends when the track is seen outside ``exit_frames`` times in a row, over at least
+    ``exit_s``."""
 
     since_ns: int  # first seen inside
     label: str
@@ -119,6 +137,7 @@ class _Zone:
         self.zone = sv.PolygonZone(polygon=self.points, triggering_anchors=[sv.Position.CENTER])
         self.visits: dict[int, _Visit] = {}  # tracker id -> its visit (counted or not yet)
         self.hold_ns = int(config.hold_s * 1e9)
+        self.exit_ns = int(config.exit_s * 1e9)
         self.entered = 0
         self.dwell_total_s = 0.0
         self.exits = 0
@@ -217,8 +236,8 @@ class Analytics:
             if not len(subset) and not line.tracks:
                 continue
             ids = subset.tracker_id if subset.tracker_id is not None else np.full(len(subset), -1)
-            centres = subset.get_anchors_coordinates(self.sv.Position.CENTER).reshape(-1, 2)
-            for row, way in line.crossings(centres, np.asarray(ids), ts):
+            for row, way in line.crossings(np.asarray(subset.xyxy, np.float64).reshape(-1, 4),
+                                           np.asarray(ids), ts):
                 label = self._label(int(subset.class_id[row]))
                 direction = line.config.directions[way]
                 book = line.counts[direction]
@@ -258,7 +277,8 @@ class Analytics:
                     if not visit.outside:
                         visit.left_ns = ts
                     visit.outside += 1
-                    if visit.outside < zone.config.exit_frames:
+                    if (visit.outside < zone.config.exit_frames
+                            or ts - visit.left_ns < zone.exit_ns):
                         continue
                 elif ts - visit.last_ns <= max(self._keep_ns, zone.hold_ns * visit.counted):
                     continue  # not detected now: still inside (hidden), for a while

@@ -9,7 +9,14 @@ and scores them against that truth:
   its last release, calls ``np.asfarray``, removed in NumPy 2);
 - the count error: the same lines and zones are counted once on the tracker's tracks and once
   on the ground-truth tracks (what a perfect tracker gives: one that follows every object from
-  the first frame it can be seen, through any occlusion after it), and the totals compared.
+  the first frame it can be seen, through any occlusion after it), and the totals compared;
+- the count events: totals let errors cancel (a missed car and a parked bus counted as it was
+  uncovered sum to 0), so each counted event (a line crossing in a direction, a zone entry) is
+  also matched to one of the perfect tracker's: the same line direction or zone, the vehicle
+  the tracked box covers when it is counted (the truth box it overlaps most, IoU >= 0.3,
+  hidden ones included), within ``EVENT_TOLERANCE_S``. What stays unmatched is a missed or a
+  false count. An unmatched event in the last ``EVENT_TOLERANCE_S`` of the sequence is left
+  out: its partner may come just after the cut.
 
 What a detector cannot see is not held against it: an object more than 70% hidden (by a nearer
 one or the frame's edge) is neither a miss nor, if a track covers it, a false positive. That is
@@ -49,6 +56,9 @@ class TrackingScore:
         expected: Line and zone totals on the ground-truth tracks.
         measured: The same totals on the tracker's tracks.
         count_error: Sum of |measured - expected| over every line direction and zone.
+        events_expected: Count events of the perfect tracker (lines and zones together).
+        events_missed: Of those, the ones no counted event of the tracker matched.
+        events_false: The tracker's count events that matched none of the perfect tracker's.
     """
 
     frames: int
@@ -62,6 +72,9 @@ class TrackingScore:
     expected: dict[str, int] = field(default_factory=dict)
     measured: dict[str, int] = field(default_factory=dict)
     count_error: int = 0
+    events_expected: int = 0
+    events_missed: int = 0
+    events_false: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -76,6 +89,64 @@ def totals(counts: dict[str, Any]) -> dict[str, int]:
             for direction, by_class in directions.items()}
     flat.update({f"zone:{name}": z["entered"] for name, z in counts.get("zones", {}).items()})
     return flat
+
+
+# How far apart in time a counted event and the perfect tracker's may be and still match: a
+# track confirmed a few frames late, or seen on the far side only after an occlusion, counts
+# late.
+EVENT_TOLERANCE_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Event:
+    key: str  # "line:NAME:DIRECTION" or "zone:NAME", as ``totals``
+    object_id: int  # the truth object counted (-1: the tracked box covers none)
+    ts: int
+
+
+def _key(event: dict) -> str | None:
+    if event["type"] == "line_crossing":
+        return f"line:{event['line']}:{event['direction']}"
+    return f"zone:{event['zone']}" if event["type"] == "zone_enter" else None
+
+
+def _events(events: list[dict], ts: int, boxes: np.ndarray | None, ids: np.ndarray,
+            truth: Any, box_iou: Any) -> list[_Event]:
+    """Count events of one frame, each with the truth object it counted: the event's own id
+    (``boxes`` None: the perfect tracker's ids are truth ids), else the truth box the
+    event's tracked box overlaps most."""
+    out = []
+    for event in events:
+        key = _key(event)
+        if key is None:
+            continue
+        if boxes is None:
+            out.append(_Event(key, int(event["tracker_id"]), ts))
+            continue
+        rows = np.flatnonzero(ids == event["tracker_id"])
+        overlap = (box_iou(boxes[rows[:1]], truth.xyxy)[0] if len(rows) and len(truth.xyxy)
+                   else np.zeros(1))
+        best = int(np.argmax(overlap))
+        out.append(_Event(key, int(truth.track_id[best]) if overlap[best] >= 0.3 else -1, ts))
+    return out
+
+
+def match_events(expected: list[_Event], measured: list[_Event], *, end_ns: int,
+                 tolerance_s: float = EVENT_TOLERANCE_S) -> tuple[int, int, int]:
+    """(expected, missed, false) count events: each measured event matches the nearest in
+    time unmatched expected one of the same key and object within ``tolerance_s``."""
+    tol = int(tolerance_s * 1e9)
+    free = list(expected)
+    false = 0
+    for event in sorted(measured, key=lambda e: e.ts):
+        near = [e for e in free if e.key == event.key and e.object_id == event.object_id
+                and abs(e.ts - event.ts) <= tol]
+        if near:
+            free.remove(min(near, key=lambda e: abs(e.ts - event.ts)))
+        elif event.ts <= end_ns - tol:
+            false += 1
+    missed = sum(e.ts <= end_ns - tol for e in free)
+    return len(expected) - len(free) + missed, missed, false
 
 
 def _not_on(box_iou: Any, boxes: np.ndarray, truth: np.ndarray, scored: np.ndarray,
@@ -149,12 +220,16 @@ def score_testsrc(model: Any, config: AnalyticsConfig, *, width: int = 640, heig
     perfect = Analytics(config, list(model.labels))
     sequence = _Sequence(trackers_eval, iou)
     followed: set[int] = set()  # objects seen once: the perfect tracker keeps them
+    counted: list[_Event] = []
+    truly: list[_Event] = []
     for index in range(1, frames + 1):  # TestSource renders from frame 1
         image, truth = scene.frame(index)
         stamp = int(index * 1e9 / fps)
-        detections, _ = tracked.update(Frame(image, stamp, index, "testsrc"), model(image))
+        detections, events = tracked.update(Frame(image, stamp, index, "testsrc"),
+                                            model(image))
         ids = (detections.tracker_id if detections.tracker_id is not None
                else np.full(len(detections.xyxy), -1))
+        counted += _events(events, stamp, detections.xyxy, ids, truth, trackers_eval.box_iou)
         boxes, hyp = detections.xyxy[ids >= 0], ids[ids >= 0]
         scored = truth.labelled & ~(moving_only & (truth.track_id >= STILL_IDS))
         keep = _not_on(trackers_eval.box_iou, boxes, truth.xyxy, scored, iou)
@@ -162,12 +237,15 @@ def score_testsrc(model: Any, config: AnalyticsConfig, *, width: int = 640, heig
         sequence.add(truth.xyxy[scored], truth.track_id[scored], boxes, hyp)
         followed.update(truth.track_id[truth.labelled].tolist())
         shown = np.isin(truth.track_id, list(followed))
-        perfect.count((width, height), sv.Detections(
+        truly += _events(perfect.count((width, height), sv.Detections(
             xyxy=truth.xyxy[shown], class_id=truth.class_id[shown],
             tracker_id=truth.track_id[shown],
-            confidence=np.ones(int(shown.sum()), np.float32)), stamp)
+            confidence=np.ones(int(shown.sum()), np.float32)), stamp), stamp, None, ids,
+            truth, trackers_eval.box_iou)
     clear, identity = sequence.metrics()
     expected, measured = totals(perfect.counts()), totals(tracked.counts())
+    events_expected, missed, false = match_events(truly, counted,
+                                                  end_ns=int(frames * 1e9 / fps))
     return TrackingScore(
         frames=frames, mota=float(clear["MOTA"]), idf1=float(identity["IDF1"]),
         id_switches=int(clear["IDSW"]), false_positives=int(clear["CLR_FP"]),
@@ -176,7 +254,8 @@ def score_testsrc(model: Any, config: AnalyticsConfig, *, width: int = 640, heig
         tracker_ids=(len(set(np.concatenate(sequence.hyp_ids).tolist()))
                      if sequence.hyp_ids else 0),
         expected=expected, measured=measured,
-        count_error=sum(abs(measured.get(k, 0) - v) for k, v in expected.items()))
+        count_error=sum(abs(measured.get(k, 0) - v) for k, v in expected.items()),
+        events_expected=events_expected, events_missed=missed, events_false=false)
 
 
 def detector_ceiling(model: Any, *, width: int = 640, height: int = 480, seed: int = 3,
