@@ -110,7 +110,8 @@ def main() -> None:
             if args.ceiling:
                 mota, idf1 = detector_ceiling(
                     detector, seed=seed, objects=args.objects,
-                    frames=int(args.seconds * args.fps), moving_only=args.moving_only)
+                    frames=int(args.seconds * args.fps), moving_only=args.moving_only,
+                    config=config)
                 rows[group][-1].update(ceiling_mota=mota, ceiling_idf1=idf1)
                 diff += f"; perfect tracker on these detections: MOTA {mota:.3f} IDF1 {idf1:.3f}"
             print(f"{group:>8} {seed:>4} {score.mota:>6.3f} {score.idf1:>6.3f} "

@@ -201,11 +201,20 @@ class Analytics:
     def _label(self, class_id: int) -> str:
         return self.labels[class_id] if 0 <= class_id < len(self.labels) else str(class_id)
 
-    def update(self, frame: Frame, detections: Detections) -> tuple[Detections, list[dict]]:
-        """Tracks the frame's detections; returns them with tracker ids, and the new events."""
+    def update(self, frame: Frame, detections: Detections, *,
+               conf: float | None = None) -> tuple[Detections, list[dict]]:
+        """Tracks the frame's detections; returns them with tracker ids, and the new events.
+
+        ``conf``: the model's own score threshold, where the detections were decoded lower for
+        the tracker (``TrackerConfig.decode_conf``): a box under it that no track took is dropped.
+        """
         image = {"frame": frame.image} if self._tracker_uses_frame else {}
         tracked = self.tracker.update(detections.to_supervision(), **image,
                                       timestamp=frame.timestamp_ns / 1e9)
+        if conf is not None and len(tracked) and tracked.confidence is not None:
+            ids = (tracked.tracker_id if tracked.tracker_id is not None
+                   else np.full(len(tracked), -1))
+            tracked = tracked[(ids >= 0) | (tracked.confidence >= conf)]
         h, w = frame.image.shape[:2]
         if self._rejoin is not None and tracked.tracker_id is not None and len(tracked):
             tracked.tracker_id = self._rejoin(tracked.xyxy, tracked.class_id,

@@ -8,6 +8,7 @@ Example (YAML)::
       lost_track_buffer: 30   # frames a lost track is kept
       per_class: true         # one tracker per class
       rejoin_s: 3.0           # a new track where a lost one was heading takes its id
+      detection_conf: 0.1     # low-score boxes reach the tracker (and only the tracker)
     lines:
       - name: stop_line
         start: [0.0, 0.6]
@@ -70,7 +71,20 @@ class TrackerConfig:
     rejoin_s: float = 0.0
     # The least IoU of the new box with the lost track's box moved on at its velocity.
     rejoin_iou: float = 0.2
+    # The score down to which the detector's boxes are handed to the tracker (None: the
+    # model's own threshold). ByteTrack and BoT-SORT extend a track with a low-score box in
+    # their second association (a half-hidden car, a small far one) instead of losing it;
+    # a box under the model's threshold that no track took is dropped after tracking, so it
+    # is never drawn, reported or counted. Their track_activation_threshold still decides
+    # which boxes start a track.
+    detection_conf: float | None = None
     options: dict[str, Any] = field(default_factory=dict)
+
+    def decode_conf(self, conf: float) -> float:
+        """The score to decode the model's boxes at for this tracker, given the model's own
+        threshold ``conf``. Hand them to ``Analytics.update(..., conf=conf)``, which drops
+        those under ``conf`` that no track took."""
+        return conf if self.detection_conf is None else min(conf, self.detection_conf)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -210,13 +224,14 @@ def _flag(entry: dict, key: str, where: str) -> bool:
 # edgekit's own tracking settings (not the package tracker's), and how each is checked.
 _OWN = {"per_class": _flag,
         "rejoin_s": lambda entry, key, where: _seconds(entry, key, 0.0, where),
-        "rejoin_iou": lambda entry, key, where: _fraction(entry, key, where)}
+        "rejoin_iou": lambda entry, key, where: _fraction(entry, key, where),
+        "detection_conf": lambda entry, key, where: _fraction(entry, key, where, "a score")}
 
 
-def _fraction(entry: dict, key: str, where: str) -> float:
+def _fraction(entry: dict, key: str, where: str, what: str = "an overlap") -> float:
     value = entry[key]
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-        raise ConfigError(f"{where}: {key} is an overlap above 0 and at most 1; got {value!r}.")
+        raise ConfigError(f"{where}: {key} is {what} above 0 and at most 1; got {value!r}.")
     return float(value)
 
 

@@ -216,6 +216,7 @@ def score_testsrc(model: Any, config: AnalyticsConfig, *, width: int = 640, heig
     from .analytics import Analytics
 
     scene = SceneGenerator(width=width, height=height, seed=seed, objects=objects)
+    detect, report = _detect(model, config)
     tracked = Analytics(config, list(model.labels))
     perfect = Analytics(config, list(model.labels))
     sequence = _Sequence(trackers_eval, iou)
@@ -226,7 +227,7 @@ def score_testsrc(model: Any, config: AnalyticsConfig, *, width: int = 640, heig
         image, truth = scene.frame(index)
         stamp = int(index * 1e9 / fps)
         detections, events = tracked.update(Frame(image, stamp, index, "testsrc"),
-                                            model(image))
+                                            detect(image), conf=report)
         ids = (detections.tracker_id if detections.tracker_id is not None
                else np.full(len(detections.xyxy), -1))
         counted += _events(events, stamp, detections.xyxy, ids, truth, trackers_eval.box_iou)
@@ -258,13 +259,26 @@ def score_testsrc(model: Any, config: AnalyticsConfig, *, width: int = 640, heig
         events_expected=events_expected, events_missed=missed, events_false=false)
 
 
+def _detect(model: Any, config: AnalyticsConfig | None) -> tuple[Any, float | None]:
+    """(image -> Detections as the tracker of ``config`` gets them, the model's own score
+    threshold where that decodes lower, else None), as the pipeline runs a Detector."""
+    manifest = getattr(model, "manifest", None)
+    if config is None or config.tracker.detection_conf is None or manifest is None:
+        return model, None
+    report = manifest.output.conf_threshold
+    decode = config.tracker.decode_conf(report)
+    return (lambda image: model(image, conf=decode)), (report if decode < report else None)
+
+
 def detector_ceiling(model: Any, *, width: int = 640, height: int = 480, seed: int = 3,
                      objects: int = 5, frames: int = 225, iou: float = 0.5,
-                     moving_only: bool = False) -> tuple[float, float]:
+                     moving_only: bool = False,
+                     config: AnalyticsConfig | None = None) -> tuple[float, float]:
     """(MOTA, IDF1) of a perfect tracker that is given ``model``'s boxes: every box on a
     scored object (Hungarian, IoU >= ``iou``) gets that object's id, every other box is
     dropped. No tracker that reports only detected boxes can score higher: what stays
-    between this and 1.0 is the detector's misses, not the tracking.
+    between this and 1.0 is the detector's misses, not the tracking. ``config``: boxes as
+    its tracker gets them (down to ``tracker.detection_conf``).
     """
     trackers_eval = require("trackers.eval", package="trackers", extra="pipeline",
                             purpose="MOTA/IDF1")
@@ -274,9 +288,10 @@ def detector_ceiling(model: Any, *, width: int = 640, height: int = 480, seed: i
 
     scene = SceneGenerator(width=width, height=height, seed=seed, objects=objects)
     sequence = _Sequence(trackers_eval, iou)
+    detect, _ = _detect(model, config)
     for index in range(1, frames + 1):
         image, truth = scene.frame(index)
-        boxes = model(image).xyxy
+        boxes = detect(image).xyxy
         scored = truth.labelled & ~(moving_only & (truth.track_id >= STILL_IDS))
         hyp, kept = [], []
         if len(boxes) and len(truth.xyxy):

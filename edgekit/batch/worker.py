@@ -138,6 +138,7 @@ class BatchWorker:
         s = self.settings
         capture = _open_at(segment.source, segment.start)
         analytics = self._analytics(segment)
+        floor, report = self._thresholds(analytics)
         rows = FrameRows(source=segment.source, segment=segment.index, labels=self.labels)
         decode = infer = track = 0.0
         cpu = time.process_time()  # CPU, not wall: comparable on a shared machine
@@ -154,13 +155,13 @@ class BatchWorker:
                 if not ok:
                     break
                 if image is not None:
-                    detections = self.detector(image, conf=s.conf, iou=s.iou)
+                    detections = self.detector(image, conf=floor, iou=s.iou)
                     t2 = time.perf_counter()
                     infer += t2 - t1
                     timestamp = index / segment.fps
                     if analytics is not None:
                         frame = Frame(image, int(timestamp * 1e9), index, segment.source)
-                        detections, _ = analytics.update(frame, detections)
+                        detections, _ = analytics.update(frame, detections, conf=report)
                         track += time.perf_counter() - t2
                     rows.add(index, timestamp, detections)
                     _count(out.per_class, detections, self.labels)
@@ -185,6 +186,15 @@ class BatchWorker:
         # The tracker's clock is the processed frame rate, not the file's.
         tracker = replace(config.tracker, frame_rate=segment.fps / segment.every)
         return Analytics(replace(config, tracker=tracker), self.labels)
+
+    def _thresholds(self, analytics: Any) -> tuple[float | None, float | None]:
+        """(score to decode at, score to report at; None: the same) for this run's tracker."""
+        conf = self.settings.conf
+        if analytics is None or analytics.config.tracker.detection_conf is None:
+            return conf, None
+        report = self.detector.manifest.output.conf_threshold if conf is None else conf
+        decode = analytics.config.tracker.decode_conf(report)
+        return decode, (report if decode < report else None)
 
     def predict_images(self, dataset_uri: str, image_ids: list[int]) -> dict[int, Detections]:
         """Detections for some images of a labelled dataset (one shard of a sharded eval)."""

@@ -18,10 +18,16 @@ from ..types import Detections
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModelSettings:
-    """Thresholds applied in postprocessing (None: the bundle's own)."""
+    """Thresholds applied in postprocessing (None: the bundle's own).
+
+    ``track_conf``: decode boxes down to this score for the tracker (the analytics config's
+    ``tracker.detection_conf``, which the pipeline sets here); those under ``conf`` that no
+    track takes are dropped after tracking.
+    """
 
     conf: float | None = None
     iou: float | None = None
+    track_conf: float | None = None
 
 
 class StagedModel:
@@ -35,17 +41,21 @@ class StagedModel:
         batch: How many inputs one ``infer`` call may take (1 for static-batch models).
         tags: raw output -> facts stamped on that frame's result and events (a hot-swapped
             model's version, devices/service); None stamps nothing.
+        conf: The score threshold detections are reported at, where ``post`` decodes lower
+            for a tracker (``ModelSettings.track_conf``); None: ``post`` applies its own.
     """
 
     def __init__(self, *, pre: Callable[[np.ndarray], tuple[Any, Any]],
                  infer: Callable[[list[Any]], list[Any]],
                  post: Callable[[Any, Any, tuple[int, ...]], Detections],
                  labels: list[str], batch: int = 1,
-                 tags: Callable[[Any], dict[str, Any]] | None = None) -> None:
+                 tags: Callable[[Any], dict[str, Any]] | None = None,
+                 conf: float | None = None) -> None:
         self.pre, self.infer, self.post = pre, infer, post
         self.labels = labels
         self.batch = batch
         self.tags = tags
+        self.conf = conf
 
 
 def staged(model: Any, *, settings: ModelSettings | None = None,
@@ -95,9 +105,12 @@ def _from_detector(detector: Any, settings: ModelSettings) -> StagedModel:
         outputs = backend.run(feed(np.concatenate(tensors, axis=0)))
         return [[out[i:i + 1] for out in outputs] for i in range(len(tensors))]
 
+    report = manifest.output.conf_threshold if settings.conf is None else settings.conf
+    lowest = report if settings.track_conf is None else min(report, settings.track_conf)
+
     def post(outputs: list[np.ndarray], box: Any, shape: tuple[int, ...]) -> Detections:
         return postprocess(outputs, manifest.output, box, shape[1], shape[0],
-                           conf=settings.conf, iou=settings.iou, head=detector.head)
+                           conf=lowest, iou=settings.iou, head=detector.head)
 
     return StagedModel(pre=pre, infer=infer, post=post, labels=list(detector.labels),
-                       batch=batch)
+                       batch=batch, conf=report if lowest < report else None)

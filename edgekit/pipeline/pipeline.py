@@ -22,7 +22,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import EdgekitError
@@ -173,7 +173,12 @@ class Pipeline:
         if not sources:
             raise EdgekitError("No source given.", hint="Give at least one source URI.")
         self.settings = settings or PipelineSettings()
-        self.model: StagedModel = staged(model, settings=self.settings.model)
+        model_settings = self.settings.model
+        if analytics is not None and model_settings.track_conf is None:
+            # The tracker's low-score boxes (tracker.detection_conf) are decoded for it alone.
+            model_settings = replace(model_settings,
+                                     track_conf=analytics.tracker.detection_conf)
+        self.model: StagedModel = staged(model, settings=model_settings)
         names = list(names or [f"cam{i}" for i in range(len(sources))])
         opened = [s if isinstance(s, Source) else open_source(s, settings=self.settings.source)
                   for s in sources]
@@ -436,7 +441,7 @@ class Pipeline:
         counts: dict[str, Any] = {}
         overlay = None
         if cam.analytics is not None:
-            detections, events = cam.analytics.update(frame, detections)
+            detections, events = cam.analytics.update(frame, detections, conf=self.model.conf)
             counts, overlay = cam.analytics.counts(), cam.analytics.draw
             self.metrics.stage("track", (time.perf_counter() - t1) * 1e3)
             for event in events:

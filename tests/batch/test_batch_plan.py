@@ -148,3 +148,32 @@ def test_probe_reports_a_corrupt_video(tmp_path: Path) -> None:
     info = worker.probe(str(bad))
     assert info.error and "cannot open" in info.error
     assert split(info, segment_seconds=1, every=1) == []
+
+
+def test_worker_hands_low_score_boxes_to_the_tracker_alone(tmp_path: Path) -> None:
+    """tracker.detection_conf in a batch run: as in the live pipeline, boxes are decoded down
+    to it for the tracker, and one under the model's threshold is kept only on a track."""
+    pytest.importorskip("trackers")
+    from edgekit.devices.runners import open_model
+
+    from edgekit.analytics import parse_config
+    from edgekit.batch.bundle_ship import pack
+    from edgekit.batch.worker import BatchWorker, WorkerSettings
+
+    video = write_video(tmp_path / "road.mp4", frames=90, fps=15, width=640, height=480, seed=3)
+    bundle = pack(open_model("sample"))
+    rows = {}
+    for low in (None, 0.05):
+        tracker = {"type": "botsort"} | ({"detection_conf": low} if low else {})
+        worker = BatchWorker(bundle, WorkerSettings(
+            board=this_board(), analytics=parse_config({"tracker": tracker})))
+        threshold = worker.detector.manifest.output.conf_threshold
+        (segment,) = split(worker.probe(str(video)), segment_seconds=60, every=1)
+        output = worker.process(segment)
+        assert output.error is None and output.frames == 90
+        rows[low] = [(score, track) for row in output.table.to_pylist()
+                     for score, track in zip(row["score"], row["track_id"], strict=True)]
+    assert all(score >= threshold for score, _ in rows[None])
+    under = [track for score, track in rows[0.05] if score < threshold]
+    assert under and all(track >= 0 for track in under)
+    assert all(score >= threshold for score, track in rows[0.05] if track < 0)

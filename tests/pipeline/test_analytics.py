@@ -258,3 +258,35 @@ def test_a_box_flickering_across_a_zone_edge_is_one_stay_with_exit_s(exit_s: flo
     assert exit["timestamp_ns"] - left >= exit_s * 1e9
     since = enter["timestamp_ns"] - 100_000_000  # counted on its 2nd frame inside
     assert exit["dwell_s"] == pytest.approx((left - since) / 1e9)
+
+
+@pytest.mark.parametrize("value", [0, 1.5, "low", True])
+def test_detection_conf_must_be_a_score(value) -> None:
+    with pytest.raises(ConfigError, match="detection_conf is a score above 0 and at most 1"):
+        parse_config({"tracker": {"detection_conf": value}})
+
+
+def test_low_score_boxes_extend_tracks_and_are_dropped_otherwise() -> None:
+    """A car whose score dips under the model's threshold (half hidden) keeps its track and
+    is still counted where it crosses the line; a low-score box no track takes is dropped."""
+    pytest.importorskip("trackers")
+    config = parse_config({"tracker": {"type": "botsort", "detection_conf": 0.1,
+                                       "frame_rate": 10, "minimum_consecutive_frames": 2},
+                           "lines": [{"name": "gate", "start": [100, 0], "end": [100, 200]}]})
+    assert config.tracker.decode_conf(0.25) == 0.1 and config.tracker.decode_conf(0.05) == 0.05
+    analytics = Analytics(config, LABELS)
+    events, ids = [], set()
+    for i in range(16):
+        x = 40 + 8 * i
+        # From frame 5 on the car scores 0.15 (under the model's 0.25) while it crosses at
+        # x=100; a 0.15 box that never scored higher sits at the bottom.
+        score = 0.9 if i < 5 else 0.15
+        dets = Detections([[x, 50, x + 20, 70], [10, 150, 30, 170]], [score, 0.15], [0, 0])
+        tracked, new = analytics.update(_frame(i), dets, conf=0.25)
+        events += new
+        assert all(box[1] < 100 for box in tracked.xyxy)  # the stray low box never shows
+        if i >= 2:
+            assert len(tracked) == 1 and tracked.tracker_id[0] >= 0
+            ids.add(int(tracked.tracker_id[0]))
+    assert len(ids) == 1
+    assert [(e["type"], e["direction"]) for e in events] == [("line_crossing", "in")]

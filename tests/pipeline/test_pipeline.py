@@ -201,3 +201,35 @@ def test_window_sink_without_display_is_a_clear_error(detector, tmp_path: Path) 
     finally:
         if env is not None:
             os.environ["DISPLAY"] = env
+
+
+def test_low_score_boxes_reach_the_tracker_alone(tmp_path: Path) -> None:
+    """tracker.detection_conf: the pipeline decodes boxes down to it for the tracker and
+    reports a box under the model's own threshold only where it extends a track."""
+    pytest.importorskip("trackers")
+    from edgekit.analytics import parse_config
+    from edgekit.detector import Detector
+    from edgekit.sources.testsrc import SceneGenerator
+
+    scene = SceneGenerator(width=640, height=480, seed=3, objects=5)
+    video = tmp_path / "road.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 15, (640, 480))
+    for index in range(1, 91):
+        writer.write(scene.render(index))
+    writer.release()
+    detector = Detector.open("sample")
+    threshold = detector.manifest.output.conf_threshold
+    reported = {}
+    for low in (None, 0.05):
+        tracker = {"type": "botsort", "frame_rate": 15}
+        if low is not None:
+            tracker["detection_conf"] = low
+        events = tmp_path / f"{low}.jsonl"
+        pipeline = Pipeline(detector, [str(video)], [str(events)],
+                            analytics=parse_config({"tracker": tracker}))
+        assert pipeline.run()["frames_out"] == 90
+        reported[low] = [d for r in _jsonl(events) for d in r["detections"]]
+    assert all(d["confidence"] >= threshold for d in reported[None])
+    under = [d for d in reported[0.05] if d["confidence"] < threshold]
+    assert under and all(d["tracker_id"] >= 0 for d in under)
+    assert all(d["confidence"] >= threshold for d in reported[0.05] if d["tracker_id"] < 0)
