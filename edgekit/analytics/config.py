@@ -55,7 +55,9 @@ class TrackerConfig:
     # In 30 fps frames (1 s). 60-300 were tried on testsrc:// (seeds 3-5): a track lost behind
     # a passing truck is not found again by IoU after it anyway (its box shrank while it was
     # being hidden, and the Kalman prediction drifted), and line counts got worse. With
-    # per_class and rejoin_s (samples/vehicle_counting.yaml) 60 did best (30-90 tried).
+    # per_class and rejoin_s, 60 did best with ByteTrack (30-90 tried); with BoT-SORT fed
+    # low-score boxes (detection_conf, samples/vehicle_counting.yaml), 150: found by a random
+    # search of BoT-SORT and ByteTrack settings on seeds 3-5, its best few checked on 6-19.
     lost_track_buffer: int = 30
     frame_rate: float = 30.0
     # A track gets an id after 3 matched frames (0.1 s at 30 fps): a one- or two-frame false
