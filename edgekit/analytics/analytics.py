@@ -206,7 +206,7 @@ class Analytics:
         """Tracks the frame's detections; returns them with tracker ids, and the new events.
 
         ``conf``: the model's own score threshold, where the detections were decoded lower for
-        the tracker (``TrackerConfig.decode_conf``): a box under it that no track took is dropped.
+        the tracker (``tracking_thresholds``): a box under it that no track took is dropped.
         """
         image = {"frame": frame.image} if self._tracker_uses_frame else {}
         tracked = self.tracker.update(detections.to_supervision(), **image,

@@ -84,9 +84,18 @@ class TrackerConfig:
 
     def decode_conf(self, conf: float) -> float:
         """The score to decode the model's boxes at for this tracker, given the model's own
-        threshold ``conf``. Hand them to ``Analytics.update(..., conf=conf)``, which drops
-        those under ``conf`` that no track took."""
-        return conf if self.detection_conf is None else min(conf, self.detection_conf)
+        threshold ``conf`` (``tracking_thresholds``)."""
+        return tracking_thresholds(conf, self.detection_conf)[0]
+
+
+def tracking_thresholds(conf: float, detection_conf: float | None
+                        ) -> tuple[float, float | None]:
+    """(score to decode at, score to report at; None where that is the same) for a model
+    whose own threshold is ``conf`` feeding a tracker that takes boxes down to
+    ``detection_conf``. Hand the decoded boxes to ``Analytics.update(..., conf=report)``,
+    which drops those under it that no track took."""
+    decode = conf if detection_conf is None else min(conf, detection_conf)
+    return decode, (conf if decode < conf else None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

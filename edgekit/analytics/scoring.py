@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import require
 from ..types import Frame
-from .config import AnalyticsConfig
+from .config import AnalyticsConfig, tracking_thresholds
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -265,9 +265,9 @@ def _detect(model: Any, config: AnalyticsConfig | None) -> tuple[Any, float | No
     manifest = getattr(model, "manifest", None)
     if config is None or config.tracker.detection_conf is None or manifest is None:
         return model, None
-    report = manifest.output.conf_threshold
-    decode = config.tracker.decode_conf(report)
-    return (lambda image: model(image, conf=decode)), (report if decode < report else None)
+    decode, report = tracking_thresholds(manifest.output.conf_threshold,
+                                         config.tracker.detection_conf)
+    return (lambda image: model(image, conf=decode)), report
 
 
 def detector_ceiling(model: Any, *, width: int = 640, height: int = 480, seed: int = 3,

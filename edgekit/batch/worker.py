@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..analytics.config import AnalyticsConfig
+from ..analytics.config import AnalyticsConfig, tracking_thresholds
 from ..types import Detections, Frame
 from .plan import UNKNOWN, Segment, VideoInfo, video_id
 from .records import FrameRows
@@ -192,9 +192,9 @@ class BatchWorker:
         conf = self.settings.conf
         if analytics is None or analytics.config.tracker.detection_conf is None:
             return conf, None
-        report = self.detector.manifest.output.conf_threshold if conf is None else conf
-        decode = analytics.config.tracker.decode_conf(report)
-        return decode, (report if decode < report else None)
+        return tracking_thresholds(
+            self.detector.manifest.output.conf_threshold if conf is None else conf,
+            analytics.config.tracker.detection_conf)
 
     def predict_images(self, dataset_uri: str, image_ids: list[int]) -> dict[int, Detections]:
         """Detections for some images of a labelled dataset (one shard of a sharded eval)."""

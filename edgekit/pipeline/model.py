@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..analytics.config import tracking_thresholds
 from ..types import Detections
 
 
@@ -105,12 +106,13 @@ def _from_detector(detector: Any, settings: ModelSettings) -> StagedModel:
         outputs = backend.run(feed(np.concatenate(tensors, axis=0)))
         return [[out[i:i + 1] for out in outputs] for i in range(len(tensors))]
 
-    report = manifest.output.conf_threshold if settings.conf is None else settings.conf
-    lowest = report if settings.track_conf is None else min(report, settings.track_conf)
+    lowest, report = tracking_thresholds(
+        manifest.output.conf_threshold if settings.conf is None else settings.conf,
+        settings.track_conf)
 
     def post(outputs: list[np.ndarray], box: Any, shape: tuple[int, ...]) -> Detections:
         return postprocess(outputs, manifest.output, box, shape[1], shape[0],
                            conf=lowest, iou=settings.iou, head=detector.head)
 
     return StagedModel(pre=pre, infer=infer, post=post, labels=list(detector.labels),
-                       batch=batch, conf=report if lowest < report else None)
+                       batch=batch, conf=report)
