@@ -80,6 +80,10 @@ class TrackerConfig:
     # is never drawn, reported or counted. Their track_activation_threshold still decides
     # which boxes start a track.
     detection_conf: float | None = None
+    # Frames in a row a box that no track took (scored under high_conf_det_threshold, at
+    # least track_activation_threshold) must stand at one place before it starts a track
+    # anyway (edgekit.analytics.tracking.Persistent); 0: never.
+    persist_frames: int = 0
     options: dict[str, Any] = field(default_factory=dict)
 
     def decode_conf(self, conf: float) -> float:
@@ -210,7 +214,7 @@ def parse_config(data: Any, *, where: str = "config") -> AnalyticsConfig:
 
 
 def _tracker(entry: Any, where: str) -> TrackerConfig:
-    from .tracking import SHARED, TRACKERS
+    from .tracking import IOU, PERSISTENT, SHARED, TRACKERS
 
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: expected a mapping, got {entry!r}.")
@@ -219,7 +223,13 @@ def _tracker(entry: Any, where: str) -> TrackerConfig:
         raise ConfigError(f"{where}: unknown tracker type {kind!r}.",
                           hint=f"Known types: {', '.join(sorted(TRACKERS))}.")
     _known(entry, {"type", *SHARED, *_OWN, *TRACKERS[kind].settings}, f"{where} ({kind})")
+    if "iou" in entry:
+        _choice(entry, "iou", tuple(IOU), where)
     own = {key: check(entry, key, where) for key, check in _OWN.items() if key in entry}
+    if own.get("persist_frames") and kind not in PERSISTENT:
+        raise ConfigError(f"{where}: persist_frames needs a tracker that starts tracks only "
+                          f"from high-scored boxes; {kind!r} does not.",
+                          hint=f"Use one of: {', '.join(PERSISTENT)}.")
     return TrackerConfig(type=kind, **{k: v for k, v in entry.items() if k in SHARED}, **own,
                          options={k: v for k, v in entry.items()
                                   if k not in SHARED and k not in _OWN and k != "type"})
@@ -236,7 +246,8 @@ def _flag(entry: dict, key: str, where: str) -> bool:
 _OWN = {"per_class": _flag,
         "rejoin_s": lambda entry, key, where: _seconds(entry, key, 0.0, where),
         "rejoin_iou": lambda entry, key, where: _fraction(entry, key, where),
-        "detection_conf": lambda entry, key, where: _fraction(entry, key, where, "a score")}
+        "detection_conf": lambda entry, key, where: _fraction(entry, key, where, "a score"),
+        "persist_frames": lambda entry, key, where: _frames(entry, key, 1, where)}
 
 
 def _fraction(entry: dict, key: str, where: str, what: str = "an overlap") -> float:

@@ -290,3 +290,60 @@ def test_low_score_boxes_extend_tracks_and_are_dropped_otherwise() -> None:
             ids.add(int(tracked.tracker_id[0]))
     assert len(ids) == 1
     assert [(e["type"], e["direction"]) for e in events] == [("line_crossing", "in")]
+
+
+def _parked_car(persist: int | None) -> tuple[set[int], list[dict], list[float]]:
+    """A parked car the detector scores 0.35 in every frame (under BoT-SORT's 0.5 to start a
+    track), inside a zone; a car driving past at 0.35; a 0.35 box that flickers on and off.
+    Returns the ids the parked car got, the events, and the scores reported for it."""
+    pytest.importorskip("trackers")
+    tracker = {"type": "botsort", "frame_rate": 10, "minimum_consecutive_frames": 2,
+               "track_activation_threshold": 0.25, "high_conf_det_threshold": 0.5}
+    if persist:
+        tracker["persist_frames"] = persist
+    config = parse_config({"tracker": tracker, "zones": [
+        {"name": "bay", "polygon": [[0, 0], [100, 0], [100, 100], [0, 100]], "enter_frames": 2}]})
+    analytics = Analytics(config, LABELS)
+    ids, events, scores = set(), [], []
+    for i in range(20):
+        x = 120 + 25 * i
+        boxes = [[40, 40, 80, 70], [x, 150, x + 30, 170]] + ([[300, 20, 330, 40]] if i % 2 else [])
+        dets = Detections(boxes, [0.35] * len(boxes), [0] * len(boxes))
+        tracked, new = analytics.update(_frame(i), dets)
+        events += new
+        for box, tid, score in zip(tracked.xyxy, tracked.tracker_id, tracked.confidence,
+                                   strict=True):
+            if box[0] == 40:
+                scores.append(float(score))
+                if tid >= 0:
+                    ids.add(int(tid))
+            else:
+                assert tid < 0  # the moving and the flickering box never start a track
+    return ids, events, scores
+
+
+def test_a_parked_car_scored_low_gets_an_id_with_persist_frames() -> None:
+    ids, events, scores = _parked_car(None)
+    assert not ids and not events  # BoT-SORT alone: reported in every frame, never tracked
+    ids, events, scores = _parked_car(5)
+    assert len(ids) == 1
+    assert [(e["type"], e["zone"]) for e in events] == [("zone_enter", "bay")]
+    assert scores == pytest.approx([0.35] * 20)  # its own score, not the one handed over
+
+
+@pytest.mark.parametrize("tracker, message", [
+    ({"type": "sort", "persist_frames": 3}, "persist_frames needs a tracker"),
+    ({"persist_frames": 0}, "persist_frames is a number of frames"),
+    ({"iou": "jaccard"}, "iou is one of iou, biou, giou, diou, ciou"),
+])
+def test_persist_frames_and_iou_are_checked(tracker, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config({"tracker": tracker})
+
+
+def test_iou_names_the_trackers_overlap_measure() -> None:
+    trackers = pytest.importorskip("trackers")
+    from edgekit.analytics.tracking import build_tracker
+
+    built, _ = build_tracker(parse_config({"tracker": {"type": "botsort", "iou": "ciou"}}).tracker)
+    assert isinstance(built.iou, trackers.CIoU)
