@@ -162,8 +162,9 @@ class Analytics:
         self.config, self.labels = config, labels
         t = config.tracker
         self.tracker, self._tracker_uses_frame = build_tracker(t)
-        self._rejoin = (Rejoin(within_s=t.rejoin_s, min_iou=t.rejoin_iou) if t.rejoin_s > 0
-                        else None)
+        self._rejoin = (Rejoin(within_s=t.rejoin_s, min_iou=t.rejoin_iou,
+                               still=t.rejoin_still)
+                        if t.rejoin_s > 0 else None)
         unknown = {c for x in (*config.lines, *config.zones) for c in x.classes} - set(labels)
         if unknown:
             from .config import ConfigError

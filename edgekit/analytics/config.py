@@ -73,6 +73,10 @@ class TrackerConfig:
     rejoin_s: float = 0.0
     # The least IoU of the new box with the lost track's box moved on at its velocity.
     rejoin_iou: float = 0.2
+    # An id that stood still for 1.5 s keeps its place: where a passing vehicle of its class
+    # carried it off (their boxes merged) and another track now stands there, the two trade
+    # ids (edgekit.analytics.rejoin.Rejoin._swap_back). Needs rejoin_s.
+    rejoin_still: bool = False
     # The score down to which the detector's boxes are handed to the tracker (None: the
     # model's own threshold). ByteTrack and BoT-SORT extend a track with a low-score box in
     # their second association (a half-hidden car, a small far one) instead of losing it;
@@ -226,6 +230,9 @@ def _tracker(entry: Any, where: str) -> TrackerConfig:
     if "iou" in entry:
         _choice(entry, "iou", tuple(IOU), where)
     own = {key: check(entry, key, where) for key, check in _OWN.items() if key in entry}
+    if own.get("rejoin_still") and not own.get("rejoin_s"):
+        raise ConfigError(f"{where}: rejoin_still hands ids back within rejoin_s, which is 0.",
+                          hint="Set rejoin_s too, e.g. rejoin_s: 3.0.")
     if own.get("persist_frames") and kind not in PERSISTENT:
         raise ConfigError(f"{where}: persist_frames needs a tracker that starts tracks only "
                           f"from high-scored boxes; {kind!r} does not.",
@@ -243,7 +250,7 @@ def _flag(entry: dict, key: str, where: str) -> bool:
 
 
 # edgekit's own tracking settings (not the package tracker's), and how each is checked.
-_OWN = {"per_class": _flag,
+_OWN = {"per_class": _flag, "rejoin_still": _flag,
         "rejoin_s": lambda entry, key, where: _seconds(entry, key, 0.0, where),
         "rejoin_iou": lambda entry, key, where: _fraction(entry, key, where),
         "detection_conf": lambda entry, key, where: _fraction(entry, key, where, "a score"),

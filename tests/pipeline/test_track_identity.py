@@ -116,6 +116,8 @@ def test_rejoin_leaves_ids_in_view_and_unconfirmed_boxes_alone() -> None:
     ({"rejoin_s": -1}, "rejoin_s is a number of seconds"),
     ({"rejoin_iou": 0}, "rejoin_iou is an overlap above 0"),
     ({"rejoin_iou": 1.5}, "rejoin_iou is an overlap above 0"),
+    ({"rejoin_still": 1}, "rejoin_still is true or false"),
+    ({"rejoin_still": True}, "rejoin_still hands ids back within rejoin_s"),
 ])
 def test_identity_settings_are_checked(tracker: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -124,7 +126,36 @@ def test_identity_settings_are_checked(tracker: dict, message: str) -> None:
 
 def test_identity_settings_are_edgekits_not_the_trackers() -> None:
     config = parse_config({"tracker": {"type": "botsort", "per_class": True, "rejoin_s": 2,
-                                       "rejoin_iou": 0.25}})
-    assert (config.tracker.per_class, config.tracker.rejoin_s,
-            config.tracker.rejoin_iou) == (True, 2.0, 0.25)
+                                       "rejoin_iou": 0.25, "rejoin_still": True}})
+    assert (config.tracker.per_class, config.tracker.rejoin_s, config.tracker.rejoin_iou,
+            config.tracker.rejoin_still) == (True, 2.0, 0.25, True)
     assert config.tracker.options == {}  # not passed on to BoTSORTTracker
+
+
+def test_a_parked_car_gets_its_id_back_from_the_car_that_carried_it_off() -> None:
+    """A car parked for 3 s; a car of its class turns up right over it (the detector gives
+    one box where both are, as class-wise NMS does) and drives off, and the parked car is
+    seen again. BoT-SORT's track of the parked car goes on with the moving one; with
+    rejoin_still, once the moving one has left the spot and the parked car stands there
+    again, the two trade ids: the parked car keeps its id for the whole sequence."""
+    parked = [100.0, 100.0, 160.0, 140.0]
+    frames = []
+    for i in range(50):
+        seen = [(0, parked)] if i < 30 or i >= 33 else []
+        if 30 <= i < 45:
+            x = 95.0 + 12 * (i - 30)
+            seen.append((0, [x, 98.0, x + 62.0, 142.0]))
+        frames.append(seen)
+    config = {"type": "botsort", "minimum_consecutive_frames": 2, "per_class": True,
+              "rejoin_s": 3.0}
+    plain, _ = _ids(_analytics(**config), frames)
+    kept, _ = _ids(_analytics(**config, rejoin_still=True), frames)
+    first = plain[25][(0, 100)]
+    assert kept[25][(0, 100)] == first
+    assert plain[32] == {(0, 119): first}  # the moving car carried the parked car's id off
+    assert plain[46][(0, 100)] != first  # and without rejoin_still it keeps it
+    assert kept[32] == {(0, 119): first}  # (the same frames: nothing to tell them apart yet)
+    for f in kept[40:]:
+        assert f[(0, 100)] == first  # the parked car has its id back ...
+    moving = {t for f in kept[36:45] for (_, x), t in f.items() if x != 100}
+    assert len(moving) == 1 and first not in moving  # ... and the moving car one of its own
