@@ -84,8 +84,8 @@ def build_tracker(config: Any) -> tuple[Any, bool]:
         given = {**{name: p.default for name, p in
                     inspect.signature(getattr(trackers, kind.cls)).parameters.items()},
                  **settings}
-        # A box starts a track at both thresholds or more; under the lower one it is not
-        # reported as a start at all (the model's threshold sits there in a tuned config).
+        # A box starts a track only at both thresholds or more: one scored between them is
+        # what Persistent hands over, at the higher one.
         both = (float(given["track_activation_threshold"]),
                 float(given["high_conf_det_threshold"]))
         tracker = Persistent(tracker, frames=config.persist_frames, floor=min(both),
