@@ -40,16 +40,24 @@ class _Seen:
     anchor_ns: int = 0  # when it was last seen still there
     still_since: tuple[int, np.ndarray] | None = None  # (ns, centre) where the stay began
 
+    def _recent(self) -> tuple[np.ndarray, np.ndarray, bool]:
+        """The recent boxes, their centre's move from the first to the last, and whether it
+        stood still: that move under ``_STILL`` of their size on both axes."""
+        boxes = np.array([b for _, b in self.boxes])
+        size = (boxes[:, 2:] - boxes[:, :2]).max(axis=0)
+        move = (boxes[-1, :2] + boxes[-1, 2:] - boxes[0, :2] - boxes[0, 2:]) / 2
+        return boxes, move, bool((np.abs(move) < _STILL * size).all())
+
     def still(self) -> np.ndarray | None:
         """Its largest recent box, if it stood still over a full history; else None."""
         if len(self.boxes) < _HISTORY:
             return None
-        boxes = np.array([b for _, b in self.boxes])
-        size = (boxes[:, 2:] - boxes[:, :2]).max(axis=0)
-        centres = (boxes[:, :2] + boxes[:, 2:]) / 2
-        if (np.abs(centres[-1] - centres[0]) >= _STILL * size).any():
-            return None
-        return boxes[np.argmax((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))]
+        boxes, _, still = self._recent()
+        return _largest(boxes) if still else None
+
+    def stands(self, ts: int, within_ns: int) -> bool:
+        """Whether it has a place of its own (``anchor``), seen still there lately."""
+        return self.anchor is not None and ts - self.anchor_ns <= within_ns
 
     def predicted(self, ts: int) -> np.ndarray:
         """Where the object should be at time ``ts``.
@@ -60,13 +68,16 @@ class _Seen:
         stays hidden, put it a car's length away (testsrc:// seed 5). A moving one is its
         last box moved on at the velocity of its centre over the history.
         """
-        (t0, first), (t1, last) = self.boxes[0], self.boxes[-1]
-        boxes = np.array([b for _, b in self.boxes])
-        size = (boxes[:, 2:] - boxes[:, :2]).max(axis=0)
-        move = (last[:2] + last[2:] - first[:2] - first[2:]) / 2
-        if t1 <= t0 or (np.abs(move) < _STILL * size).all():
-            return boxes[np.argmax((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))]
+        (t0, _), (t1, last) = self.boxes[0], self.boxes[-1]
+        boxes, move, still = self._recent()
+        if t1 <= t0 or still:
+            return _largest(boxes)
         return last + np.tile(move, 2) * (ts - t1) / (t1 - t0)
+
+
+def _largest(boxes: np.ndarray) -> np.ndarray:
+    """The largest of some xyxy boxes."""
+    return boxes[np.argmax((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))]
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -146,8 +157,7 @@ class Rejoin:
         for row in range(len(out)):
             sid = int(out[row])  # as traded so far
             seen = self._seen.get(sid)
-            if (sid < 0 or seen is None or seen.anchor is None
-                    or ts - seen.anchor_ns > self.within_ns
+            if (seen is None or not seen.stands(ts, self.within_ns)
                     or box_iou(xyxy[row], seen.anchor) >= 0.3):
                 continue
             best, best_iou = -1, 0.5
@@ -155,8 +165,7 @@ class Rejoin:
                 if other == row or oid < 0 or int(class_id[other]) != seen.class_id:
                     continue
                 mine = self._seen.get(oid)
-                if mine is not None and mine.anchor is not None and \
-                        ts - mine.anchor_ns <= self.within_ns:
+                if mine is not None and mine.stands(ts, self.within_ns):
                     continue  # a still object of its own: not the one that stood here
                 overlap = box_iou(xyxy[other], seen.anchor)
                 if overlap >= best_iou:
