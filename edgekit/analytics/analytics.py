@@ -219,7 +219,7 @@ class Analytics:
         h, w = frame.image.shape[:2]
         if self._rejoin is not None and tracked.tracker_id is not None and len(tracked):
             tracked.tracker_id = self._rejoin(tracked.xyxy, tracked.class_id,
-                                              tracked.tracker_id, frame.timestamp_ns)
+                                              tracked.tracker_id, frame.timestamp_ns, (w, h))
         return Detections.from_supervision(tracked), self.count((w, h), tracked,
                                                                 frame.timestamp_ns)
 

@@ -29,6 +29,12 @@ _STILL = 0.2
 # 1.0 and 1.5 s measured alike on testsrc:// (reference detector, seeds 3-34); 1.5 s is the
 # more careful one.
 _STAND_NS = int(1.5e9)
+# An id whose box overlaps where it stood less than this has left its place.
+_LEFT = 0.3
+# A box this close to the frame's edge is cut by it.
+_EDGE_PX = 2.0
+# Boxes of a stay kept for where it stands (their median): a few seconds at 15-30 fps.
+_STAY = 64
 
 
 @dataclass(slots=True)
@@ -36,16 +42,26 @@ class _Seen:
     class_id: int
     last_ns: int
     boxes: deque = field(default_factory=lambda: deque(maxlen=_HISTORY))  # (ns, xyxy)
-    anchor: np.ndarray | None = None  # where it last stood still (its largest box there)
+    anchor: np.ndarray | None = None  # where it last stood still (the stay's median box)
     anchor_ns: int = 0  # when it was last seen still there
     still_since: tuple[int, np.ndarray] | None = None  # (ns, centre) where the stay began
+    stay: deque = field(default_factory=lambda: deque(maxlen=_STAY))  # the stay's boxes
+    frame: tuple[int, int] | None = None  # the frame's (width, height)
 
     def _recent(self) -> tuple[np.ndarray, np.ndarray, bool]:
         """The recent boxes, their centre's move from the first to the last, and whether it
-        stood still: that move under ``_STILL`` of their size on both axes."""
+        stood still: that move under ``_STILL`` of their size on both axes (for a box the
+        frame's edge cuts: each edge's move, under ``_STILL`` of its smaller side)."""
         boxes = np.array([b for _, b in self.boxes])
         size = (boxes[:, 2:] - boxes[:, :2]).max(axis=0)
         move = (boxes[-1, :2] + boxes[-1, 2:] - boxes[0, :2] - boxes[0, 2:]) / 2
+        if self.frame is not None and _at_edge(boxes, self.frame):
+            # Cut by the frame's edge: the box of a vehicle driving in or out keeps one edge
+            # on the frame's and its centre moves at half its speed, so a long truck looked
+            # still, and the next truck through that edge took its id (testsrc:// seed 3).
+            # Still here means no edge moved more than _STILL of the box's smaller side.
+            edges = np.abs(boxes[-1] - boxes[0])
+            return boxes, move, bool((edges < _STILL * size.min()).all())
         return boxes, move, bool((np.abs(move) < _STILL * size).all())
 
     def still(self) -> np.ndarray | None:
@@ -59,20 +75,34 @@ class _Seen:
         """Whether it has a place of its own (``anchor``), seen still there lately."""
         return self.anchor is not None and ts - self.anchor_ns <= within_ns
 
-    def predicted(self, ts: int) -> np.ndarray:
+    def predicted(self, ts: int, within_ns: int = 0) -> np.ndarray:
         """Where the object should be at time ``ts``.
 
-        A still one (its centre moved less than ``_STILL`` of its size over the history) is
-        where its largest recent box was: a parked car's box shrinks or swells as a passing
-        vehicle covers it, and the drift of its centre, carried over the second or two it
-        stays hidden, put it a car's length away (testsrc:// seed 5). A moving one is its
-        last box moved on at the velocity of its centre over the history.
+        With ``within_ns``, one that stood (``stands``) up to then, and was last seen at its
+        place (IoU >= ``_LEFT``), is at its place: a parked bus that a passing truck covered
+        from one side had a box whose centre ran half its width in its last frames, so it
+        was not still over the history, and was looked for where that run led (testsrc://
+        seed 21: it came back under a new id). Else a still one (its centre moved less than
+        ``_STILL`` of its size over the history) is where its largest recent box was: a
+        parked car's box shrinks or swells as a passing vehicle covers it, and the drift of
+        its centre, carried over the second or two it stays hidden, put it a car's length
+        away (testsrc:// seed 5). A moving one is its last box moved on at the velocity of
+        its centre over the history.
         """
         (t0, _), (t1, last) = self.boxes[0], self.boxes[-1]
+        if within_ns and self.stands(t1, within_ns) and box_iou(last, self.anchor) >= _LEFT:
+            return self.anchor
         boxes, move, still = self._recent()
         if t1 <= t0 or still:
             return _largest(boxes)
         return last + np.tile(move, 2) * (ts - t1) / (t1 - t0)
+
+
+def _at_edge(boxes: np.ndarray, frame: tuple[int, int]) -> bool:
+    """Whether any of some xyxy boxes touches the edge of a (width, height) frame."""
+    width, height = frame
+    return bool((boxes[:, :2] <= _EDGE_PX).any() or (boxes[:, 2] >= width - _EDGE_PX).any()
+                or (boxes[:, 3] >= height - _EDGE_PX).any())
 
 
 def _largest(boxes: np.ndarray) -> np.ndarray:
@@ -105,7 +135,7 @@ class Rejoin:
         self._seen: dict[int, _Seen] = {}  # stitched id -> where it was last seen
 
     def __call__(self, xyxy: np.ndarray, class_id: np.ndarray, tracker_id: np.ndarray,
-                 ts: int) -> np.ndarray:
+                 ts: int, frame: tuple[int, int] | None = None) -> np.ndarray:
         """The stitched ids of one frame's tracked boxes (-1 stays -1)."""
         out = np.array([self._alias.get(int(t), -1) for t in tracker_id], np.int64)
         new = [r for r, t in enumerate(tracker_id) if t >= 0 and int(t) not in self._alias]
@@ -117,7 +147,7 @@ class Rejoin:
                 if (sid in taken or seen.class_id != cid
                         or not 0 < ts - seen.last_ns <= self.within_ns):
                     continue
-                overlap = box_iou(box, seen.predicted(ts))
+                overlap = box_iou(box, seen.predicted(ts, self.within_ns if self.still else 0))
                 if overlap >= best_iou:
                     best, best_iou = sid, overlap
             self._alias[raw] = best
@@ -132,6 +162,7 @@ class Rejoin:
             if seen is None:
                 seen = self._seen[sid] = _Seen(int(class_id[row]), ts)
             seen.last_ns = ts
+            seen.frame = frame
             seen.boxes.append((ts, np.asarray(xyxy[row], np.float64)))
             self._stand(seen, ts)
         # Forget ids lost for longer than within_s (memory stays bounded): a tracker id
@@ -158,7 +189,7 @@ class Rejoin:
             sid = int(out[row])  # as traded so far
             seen = self._seen.get(sid)
             if (seen is None or not seen.stands(ts, self.within_ns)
-                    or box_iou(xyxy[row], seen.anchor) >= 0.3):
+                    or box_iou(xyxy[row], seen.anchor) >= _LEFT):
                 continue
             best, best_iou = -1, 0.5
             for other, oid in enumerate(out.tolist()):
@@ -181,7 +212,12 @@ class Rejoin:
         """Keeps where ``seen`` stands, once it has stood still there for ``_STAND_NS``:
         over the whole stay its centre stays within ``_STILL`` of its size of where the stay
         began. A big, slow truck looks still over the history (its box is most of the
-        frame) but drifts off over a second."""
+        frame) but drifts off over a second.
+
+        The place is the median of the stay's boxes: a vehicle passing it, of its class,
+        makes one box of the two for a few frames (class-wise NMS), larger than either, and
+        the largest box would make that its place (testsrc:// seed 27); one covering it makes
+        its box smaller for a few frames. Neither moves the median."""
         box = seen.still()
         if box is None:
             seen.still_since = None
@@ -190,5 +226,9 @@ class Rejoin:
         if seen.still_since is None or (np.abs(centre - seen.still_since[1])
                                         >= _STILL * size).any():
             seen.still_since = (ts, centre)
+            seen.stay.clear()
+            seen.stay.extend(b for _, b in seen.boxes)
+        else:
+            seen.stay.append(seen.boxes[-1][1])
         if ts - seen.still_since[0] >= _STAND_NS:
-            seen.anchor, seen.anchor_ns = box, ts
+            seen.anchor, seen.anchor_ns = np.median(np.array(seen.stay), axis=0), ts

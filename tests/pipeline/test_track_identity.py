@@ -159,3 +159,60 @@ def test_a_parked_car_gets_its_id_back_from_the_car_that_carried_it_off() -> Non
         assert f[(0, 100)] == first  # the parked car has its id back ...
     moving = {t for f in kept[36:45] for (_, x), t in f.items() if x != 100}
     assert len(moving) == 1 and first not in moving  # ... and the moving car one of its own
+
+
+def test_a_parked_car_covered_from_one_side_is_looked_for_where_it_stood() -> None:
+    """A car parked for 3 s; a passing vehicle (not detected here) covers it from its right:
+    for five frames its box shrinks and its centre runs left, 35 px in all (more than 0.2 of
+    its width, so it was not still over the last frames), then it is hidden for 1.5 s.
+    Carried on at that run it would be looked for a car's length to the left; with
+    rejoin_still, one that stood is looked for where it stood, and keeps its id."""
+    parked = [400.0, 270.0, 520.0, 320.0]
+    covered = [[400.0, 270.0, 520.0 - 14 * k, 320.0] for k in range(1, 6)]
+    frames = ([[(0, parked)]] * 30 + [[(0, b)] for b in covered] + [[]] * 15
+              + [[(0, parked)]] * 5)
+    settings = {"lost_track_buffer": 10, "rejoin_s": 3.0}
+    plain, _ = _ids(_analytics(**settings), frames)
+    assert -1 != plain[20][(0, 400)] != plain[-1][(0, 400)]  # stitched by its run: a new id
+    kept, _ = _ids(_analytics(**settings, rejoin_still=True), frames)
+    assert kept[20][(0, 400)] == kept[-1][(0, 400)] != -1
+
+
+def test_where_a_car_stands_is_not_the_box_it_made_with_a_passing_one() -> None:
+    """A car parked for 3 s (tracker id 1); a car of its class drives up from behind it and
+    for three frames the detector gives one box for both, wider than the parked car; then
+    id 1 drives on with the moving car and the parked car is id 2. Its place is where it
+    stood, not that wider box: it has id 1 back from the first frame the moving car has left
+    the place (IoU < 0.3), two frames before it leaves the wider box."""
+    parked = [100.0, 100.0, 160.0, 140.0]
+    rejoin = Rejoin(within_s=3.0, min_iou=0.2, still=True)
+    out = []
+    for i in range(45):
+        if i < 30:
+            boxes, raw = [parked], [1]
+        elif i < 33:
+            boxes, raw = [[100.0, 98.0, 180.0, 142.0]], [1]
+        else:
+            x = 128.0 + 8 * (i - 33)
+            boxes, raw = [[x, 98.0, x + 60.0, 142.0], parked], [1, 2]
+        ids = rejoin(np.array(boxes), np.zeros(len(raw), int), np.array(raw), i * 100_000_000)
+        out.append(dict(zip(raw, ids.tolist(), strict=True)))
+    assert out[33] == {1: 1, 2: 2}  # the moving car carried id 1 off (IoU 0.34 with the place)
+    for ids in out[34:]:
+        assert ids == {1: 2, 2: 1}  # the parked car has it back from the next frame on
+
+
+def test_trucks_driving_in_through_the_frames_edge_keep_their_ids() -> None:
+    """Two 400 px trucks drive in through the frame's left edge at 10 px a frame, 4.5 s
+    apart. Cut by the edge, a box keeps its left edge at 0 and its centre moves at half the
+    truck's speed, under 0.2 of its width: by the centre alone the first truck stood still
+    there, and when the second one covered that place the two traded ids (testsrc://
+    seed 3). By its edges, it never stood."""
+    rejoin = Rejoin(within_s=3.0, min_iou=0.2, still=True)
+    for i in range(80):
+        fronts = [10.0 * (i + 1), 10.0 * (i - 44)]
+        boxes = [[max(0.0, x - 400), 150.0, min(640.0, x), 270.0] for x in fronts if x > 0]
+        raw = np.array([1, 2][:len(boxes)])
+        ids = rejoin(np.array(boxes), np.zeros(len(raw), int), raw, i * 100_000_000,
+                     frame=(640, 480))
+        assert ids.tolist() == raw.tolist(), f"frame {i}"
