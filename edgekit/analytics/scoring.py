@@ -131,6 +131,27 @@ def _events(events: list[dict], ts: int, boxes: np.ndarray | None, ids: np.ndarr
     return out
 
 
+def _truth_events(analytics: Any, sv: Any, size: tuple[int, int], xyxy: np.ndarray,
+                  class_id: np.ndarray, ids: np.ndarray, stamp: int) -> list[_Event]:
+    """Count events of one frame's boxes whose ids are the truth's (a perfect tracker's)."""
+    tracked = sv.Detections(xyxy=np.asarray(xyxy, np.float32).reshape(-1, 4),
+                            class_id=np.asarray(class_id, int),
+                            tracker_id=np.asarray(ids, int),
+                            confidence=np.ones(len(ids), np.float32))
+    return _events(analytics.count(size, tracked, stamp), stamp, None, np.asarray(ids), None,
+                   None)
+
+
+def _perfect_events(analytics: Any, sv: Any, size: tuple[int, int], truth: Any,
+                    followed: set[int], stamp: int) -> list[_Event]:
+    """Count events of the perfect tracker, which follows every object from the first frame
+    it is labelled (``followed``, updated here) through any occlusion after it."""
+    followed.update(truth.track_id[truth.labelled].tolist())
+    shown = np.isin(truth.track_id, list(followed))
+    return _truth_events(analytics, sv, size, truth.xyxy[shown], truth.class_id[shown],
+                         truth.track_id[shown], stamp)
+
+
 def match_events(expected: list[_Event], measured: list[_Event], *, end_ns: int,
                  tolerance_s: float = EVENT_TOLERANCE_S) -> tuple[int, int, int]:
     """(expected, missed, false) count events: each measured event matches the nearest in
@@ -236,13 +257,7 @@ def score_testsrc(model: Any, config: AnalyticsConfig, *, width: int = 640, heig
         keep = _not_on(trackers_eval.box_iou, boxes, truth.xyxy, scored, iou)
         boxes, hyp = boxes[keep], hyp[keep]
         sequence.add(truth.xyxy[scored], truth.track_id[scored], boxes, hyp)
-        followed.update(truth.track_id[truth.labelled].tolist())
-        shown = np.isin(truth.track_id, list(followed))
-        truly += _events(perfect.count((width, height), sv.Detections(
-            xyxy=truth.xyxy[shown], class_id=truth.class_id[shown],
-            tracker_id=truth.track_id[shown],
-            confidence=np.ones(int(shown.sum()), np.float32)), stamp), stamp, None, ids,
-            truth, trackers_eval.box_iou)
+        truly += _perfect_events(perfect, sv, (width, height), truth, followed, stamp)
     clear, identity = sequence.metrics()
     expected, measured = totals(perfect.counts()), totals(tracked.counts())
     events_expected, missed, false = match_events(truly, counted,
@@ -270,15 +285,36 @@ def _detect(model: Any, config: AnalyticsConfig | None) -> tuple[Any, float | No
     return (lambda image: model(image, conf=decode)), report
 
 
-def detector_ceiling(model: Any, *, width: int = 640, height: int = 480, seed: int = 3,
-                     objects: int = 5, frames: int = 225, iou: float = 0.5,
+@dataclass(frozen=True, kw_only=True)
+class Ceiling:
+    """What a perfect tracker reaches with a detector's boxes (``detector_ceiling``).
+
+    Attributes:
+        mota: Its MOTA.
+        idf1: Its IDF1.
+        events_expected: Count events of the perfect tracker that sees every object.
+        events_missed: Of those, the ones it misses with only the detector's boxes.
+        events_false: Its count events on the detector's boxes that match none of those.
+    """
+
+    mota: float
+    idf1: float
+    events_expected: int = 0
+    events_missed: int = 0
+    events_false: int = 0
+
+
+def detector_ceiling(model: Any, *, width: int = 640, height: int = 480, fps: float = 15.0,
+                     seed: int = 3, objects: int = 5, frames: int = 225, iou: float = 0.5,
                      moving_only: bool = False,
-                     config: AnalyticsConfig | None = None) -> tuple[float, float]:
-    """(MOTA, IDF1) of a perfect tracker that is given ``model``'s boxes: every box on a
-    scored object (Hungarian, IoU >= ``iou``) gets that object's id, every other box is
-    dropped. No tracker that reports only detected boxes can score higher: what stays
-    between this and 1.0 is the detector's misses, not the tracking. ``config``: boxes as
-    its tracker gets them (down to ``tracker.detection_conf``).
+                     config: AnalyticsConfig | None = None) -> Ceiling:
+    """What a perfect tracker reaches given ``model``'s boxes: every box on an object
+    (Hungarian, IoU >= ``iou``) gets that object's id, every other box is dropped. No tracker
+    that reports only detected boxes can score higher: what stays between this and 1.0 is
+    the detector's misses, not the tracking. ``config``: boxes as its tracker gets them (down
+    to ``tracker.detection_conf``), and its lines and zones counted on those boxes and ids,
+    scored as ``score_testsrc`` scores count events: the count events that even perfect
+    tracking gets wrong with this detector.
     """
     trackers_eval = require("trackers.eval", package="trackers", extra="pipeline",
                             purpose="MOTA/IDF1")
@@ -289,18 +325,44 @@ def detector_ceiling(model: Any, *, width: int = 640, height: int = 480, seed: i
     scene = SceneGenerator(width=width, height=height, seed=seed, objects=objects)
     sequence = _Sequence(trackers_eval, iou)
     detect, _ = _detect(model, config)
+    counting = config is not None and (config.lines or config.zones)
+    if counting:
+        from .analytics import Analytics
+
+        sv = require("supervision", extra="pipeline", purpose="scoring counts")
+        perfect = Analytics(config, list(model.labels))
+        ceiling = Analytics(config, list(model.labels))
+    followed: set[int] = set()
+    truly: list[_Event] = []
+    counted: list[_Event] = []
     for index in range(1, frames + 1):
         image, truth = scene.frame(index)
-        boxes = detect(image).xyxy
+        detections = detect(image)
+        boxes = detections.xyxy
         scored = truth.labelled & ~(moving_only & (truth.track_id >= STILL_IDS))
-        hyp, kept = [], []
+        hyp, kept, counted_ids = [], [], []
         if len(boxes) and len(truth.xyxy):
             overlap = trackers_eval.box_iou(truth.xyxy, boxes)
             for r, c in zip(*linear_sum_assignment(-overlap), strict=True):
-                if overlap[r, c] >= iou and scored[r]:
+                if overlap[r, c] < iou:
+                    continue
+                if scored[r]:
                     hyp.append(truth.track_id[r])
                     kept.append(boxes[c])
+                # Counted as the real tracker's boxes are: on hidden objects too, in the
+                # detector's class.
+                counted_ids.append((int(truth.track_id[r]), c))
         sequence.add(truth.xyxy[scored], truth.track_id[scored],
                      np.asarray(kept, np.float32).reshape(-1, 4), np.asarray(hyp, np.int64))
+        if counting:
+            stamp = int(index * 1e9 / fps)
+            truly += _perfect_events(perfect, sv, (width, height), truth, followed, stamp)
+            rows = [c for _, c in counted_ids]
+            counted += _truth_events(ceiling, sv, (width, height), boxes[rows],
+                                     np.asarray(detections.class_id)[rows],
+                                     np.array([t for t, _ in counted_ids], int), stamp)
     clear, identity = sequence.metrics()
-    return float(clear["MOTA"]), float(identity["IDF1"])
+    expected, missed, false = (match_events(truly, counted, end_ns=int(frames * 1e9 / fps))
+                               if counting else (0, 0, 0))
+    return Ceiling(mota=float(clear["MOTA"]), idf1=float(identity["IDF1"]),
+                   events_expected=expected, events_missed=missed, events_false=false)

@@ -223,9 +223,10 @@ def test_the_ceiling_is_what_the_detector_allows() -> None:
     pytest.importorskip("trackers.eval")
     from edgekit.analytics.scoring import detector_ceiling
 
-    assert detector_ceiling(_Oracle(3), seed=3, frames=30) == (1.0, 1.0)
-    mota, idf1 = detector_ceiling(_Oracle(3, boxes=False), seed=3, frames=30)
-    assert mota == 0.0 and idf1 == 0.0
+    best = detector_ceiling(_Oracle(3), seed=3, frames=30)
+    assert (best.mota, best.idf1) == (1.0, 1.0)
+    blind = detector_ceiling(_Oracle(3, boxes=False), seed=3, frames=30)
+    assert blind.mota == 0.0 and blind.idf1 == 0.0
 
 
 def test_count_events_do_not_cancel_out() -> None:
@@ -259,3 +260,48 @@ def test_a_perfect_tracker_misses_and_invents_no_count_event() -> None:
     score = score_testsrc(oracle, config, seed=3, frames=90)
     assert score.events_expected > 0
     assert (score.events_missed, score.events_false) == (0, 0)
+
+
+def test_the_ceiling_counts_what_the_detectors_boxes_allow() -> None:
+    """The count events a perfect tracker gets wrong with a detector's boxes: none with the
+    generator's own boxes; with a detector blind to one vehicle, that vehicle's events are
+    missed, and nothing is counted that was not there."""
+    pytest.importorskip("trackers.eval")
+    import supervision as sv
+
+    from edgekit.analytics import Analytics, load_config
+    from edgekit.analytics.scoring import detector_ceiling
+    from edgekit.data.synth import LABELS
+    from edgekit.types import Detections
+
+    config = load_config(Path(__file__).parents[2] / "samples" / "vehicle_counting.yaml")
+    oracle = _Oracle(3)
+    oracle.labels = list(LABELS)
+    best = detector_ceiling(oracle, seed=3, frames=90, config=config)
+    assert best.events_expected > 0 and (best.events_missed, best.events_false) == (0, 0)
+
+    # The vehicle of the first count event on the truth, in the first 3 s.
+    counter = Analytics(config, list(LABELS))
+    blind_to = None
+    for index in range(1, 46):
+        truth = oracle.scene.truth(index)
+        events = counter.count((640, 480), sv.Detections(
+            xyxy=truth.xyxy, class_id=truth.class_id, tracker_id=truth.track_id,
+            confidence=np.ones(len(truth.xyxy), np.float32)), int(index * 1e9 / 15))
+        if events:
+            blind_to = events[0]["tracker_id"]
+            break
+    assert blind_to is not None
+
+    class Blind(_Oracle):
+        def __call__(self, image: np.ndarray) -> Detections:
+            self.index += 1
+            truth = self.scene.truth(self.index)
+            keep = truth.labelled & (truth.track_id != blind_to)
+            return Detections(truth.xyxy[keep], np.ones(int(keep.sum()), np.float32),
+                              truth.class_id[keep])
+
+    blind = Blind(3)
+    blind.labels = list(LABELS)
+    missing = detector_ceiling(blind, seed=3, frames=90, config=config)
+    assert missing.events_missed >= 1 and missing.events_false == 0
