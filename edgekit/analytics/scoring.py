@@ -110,18 +110,14 @@ def _key(event: dict) -> str | None:
     return f"zone:{event['zone']}" if event["type"] == "zone_enter" else None
 
 
-def _events(events: list[dict], ts: int, boxes: np.ndarray | None, ids: np.ndarray,
+def _events(events: list[dict], ts: int, boxes: np.ndarray, ids: np.ndarray,
             truth: Any, box_iou: Any) -> list[_Event]:
-    """Count events of one frame, each with the truth object it counted: the event's own id
-    (``boxes`` None: the perfect tracker's ids are truth ids), else the truth box the
+    """Count events of one frame, each with the truth object it counted: the truth box the
     event's tracked box overlaps most."""
     out = []
     for event in events:
         key = _key(event)
         if key is None:
-            continue
-        if boxes is None:
-            out.append(_Event(key, int(event["tracker_id"]), ts))
             continue
         rows = np.flatnonzero(ids == event["tracker_id"])
         overlap = (box_iou(boxes[rows[:1]], truth.xyxy)[0] if len(rows) and len(truth.xyxy)
@@ -133,13 +129,15 @@ def _events(events: list[dict], ts: int, boxes: np.ndarray | None, ids: np.ndarr
 
 def _truth_events(analytics: Any, sv: Any, size: tuple[int, int], xyxy: np.ndarray,
                   class_id: np.ndarray, ids: np.ndarray, stamp: int) -> list[_Event]:
-    """Count events of one frame's boxes whose ids are the truth's (a perfect tracker's)."""
+    """Count events of one frame's boxes whose ids are the truth's (a perfect tracker's): each
+    event's own id is the object it counted."""
     tracked = sv.Detections(xyxy=np.asarray(xyxy, np.float32).reshape(-1, 4),
                             class_id=np.asarray(class_id, int),
                             tracker_id=np.asarray(ids, int),
                             confidence=np.ones(len(ids), np.float32))
-    return _events(analytics.count(size, tracked, stamp), stamp, None, np.asarray(ids), None,
-                   None)
+    return [_Event(key, int(event["tracker_id"]), stamp)
+            for event in analytics.count(size, tracked, stamp)
+            if (key := _key(event)) is not None]
 
 
 def _perfect_events(analytics: Any, sv: Any, size: tuple[int, int], truth: Any,
@@ -340,7 +338,7 @@ def detector_ceiling(model: Any, *, width: int = 640, height: int = 480, fps: fl
         detections = detect(image)
         boxes = detections.xyxy
         scored = truth.labelled & ~(moving_only & (truth.track_id >= STILL_IDS))
-        hyp, kept, counted_ids = [], [], []
+        hyp, kept, counted_rows, counted_ids = [], [], [], []
         if len(boxes) and len(truth.xyxy):
             overlap = trackers_eval.box_iou(truth.xyxy, boxes)
             for r, c in zip(*linear_sum_assignment(-overlap), strict=True):
@@ -351,16 +349,16 @@ def detector_ceiling(model: Any, *, width: int = 640, height: int = 480, fps: fl
                     kept.append(boxes[c])
                 # Counted as the real tracker's boxes are: on hidden objects too, in the
                 # detector's class.
-                counted_ids.append((int(truth.track_id[r]), c))
+                counted_rows.append(c)
+                counted_ids.append(int(truth.track_id[r]))
         sequence.add(truth.xyxy[scored], truth.track_id[scored],
                      np.asarray(kept, np.float32).reshape(-1, 4), np.asarray(hyp, np.int64))
         if counting:
             stamp = int(index * 1e9 / fps)
             truly += _perfect_events(perfect, sv, (width, height), truth, followed, stamp)
-            rows = [c for _, c in counted_ids]
-            counted += _truth_events(ceiling, sv, (width, height), boxes[rows],
-                                     np.asarray(detections.class_id)[rows],
-                                     np.array([t for t, _ in counted_ids], int), stamp)
+            counted += _truth_events(ceiling, sv, (width, height), boxes[counted_rows],
+                                     np.asarray(detections.class_id)[counted_rows],
+                                     np.array(counted_ids, int), stamp)
     clear, identity = sequence.metrics()
     expected, missed, false = (match_events(truly, counted, end_ns=int(frames * 1e9 / fps))
                                if counting else (0, 0, 0))
