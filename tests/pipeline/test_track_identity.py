@@ -111,6 +111,20 @@ def test_rejoin_leaves_ids_in_view_and_unconfirmed_boxes_alone() -> None:
     assert rejoin(box[:1], np.array([0]), np.array([12]), 3 * 10**9).tolist() == [12]
 
 
+def test_a_track_confirmed_late_has_the_velocity_of_the_boxes_that_led_to_it() -> None:
+    """A motorcycle is reported unconfirmed (id -1) for two frames, its track is confirmed on
+    the third, then traffic hides it for 12 frames; it comes back as a new track where it
+    was heading, 25 px a frame further on. The two unconfirmed boxes give the new id its
+    velocity: without them it had one box, and was looked for where it was last seen."""
+    rejoin = Rejoin(within_s=3.0, min_iou=0.2)
+    def bike(i: int) -> list[float]:
+        return [100.0 + 25 * i, 300.0, 215.0 + 25 * i, 390.0]
+    seen = [(i, -1) for i in range(2)] + [(2, 7)] + [(i, 9) for i in range(15, 18)]
+    ids = [rejoin(np.array([bike(i)]), np.array([3]), np.array([raw]), i * 66_666_667,
+                  frame=(640, 480))[0] for i, raw in seen]
+    assert ids == [-1, -1, 7, 7, 7, 7]
+
+
 @pytest.mark.parametrize(("tracker", "message"), [
     ({"per_class": "yes"}, "per_class is true or false"),
     ({"rejoin_s": -1}, "rejoin_s is a number of seconds"),
