@@ -19,6 +19,7 @@ from ..errors import require
 from ..types import Detections, Frame
 from .config import AnalyticsConfig, LineConfig, ZoneConfig
 from .rejoin import Rejoin, box_iou
+from .standing import Standing
 
 
 def _scaled(points: tuple[tuple[float, float], ...], relative: bool, size: tuple[int, int]
@@ -176,6 +177,8 @@ class Analytics:
         # A stitched track (rejoin_s) comes back under its old id later than that: its line
         # side and zone stay must still be there.
         self._keep_ns = int(max(t.lost_track_buffer / 30.0, t.rejoin_s) * 1e9)
+        self._standing = (Standing(frames=t.persist_frames, keep_s=self._keep_ns / 1e9)
+                          if t.persist_frames else None)
         self._size: tuple[int, int] | None = None
         self.lines: list[_Line] = []
         self.zones: list[_Zone] = []
@@ -217,6 +220,10 @@ class Analytics:
                    else np.full(len(tracked), -1))
             tracked = tracked[(ids >= 0) | (tracked.confidence >= conf)]
         h, w = frame.image.shape[:2]
+        if self._standing is not None and tracked.tracker_id is not None:
+            # Every frame, an empty one too: a run of standing boxes must not span a gap.
+            tracked.tracker_id = self._standing(tracked.xyxy, tracked.class_id,
+                                                tracked.tracker_id, frame.timestamp_ns)
         if self._rejoin is not None and tracked.tracker_id is not None and len(tracked):
             tracked.tracker_id = self._rejoin(tracked.xyxy, tracked.class_id,
                                               tracked.tracker_id, frame.timestamp_ns, (w, h))

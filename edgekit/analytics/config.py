@@ -84,9 +84,8 @@ class TrackerConfig:
     # is never drawn, reported or counted. Their track_activation_threshold still decides
     # which boxes start a track.
     detection_conf: float | None = None
-    # Frames in a row a box that no track took (scored under high_conf_det_threshold, at
-    # least track_activation_threshold) must stand at one place before it starts a track
-    # anyway (edgekit.analytics.tracking.Persistent); 0: never.
+    # Frames in a row a reported box that no track took must stand at one place before it
+    # gets an id of its own (edgekit.analytics.standing); 0: never.
     persist_frames: int = 0
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -218,7 +217,7 @@ def parse_config(data: Any, *, where: str = "config") -> AnalyticsConfig:
 
 
 def _tracker(entry: Any, where: str) -> TrackerConfig:
-    from .tracking import IOU, PERSISTENT, SHARED, TRACKERS
+    from .tracking import IOU, SHARED, TRACKERS
 
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: expected a mapping, got {entry!r}.")
@@ -233,10 +232,6 @@ def _tracker(entry: Any, where: str) -> TrackerConfig:
     if own.get("rejoin_still") and not own.get("rejoin_s"):
         raise ConfigError(f"{where}: rejoin_still hands ids back within rejoin_s, which is 0.",
                           hint="Set rejoin_s too, e.g. rejoin_s: 3.0.")
-    if own.get("persist_frames") and kind not in PERSISTENT:
-        raise ConfigError(f"{where}: persist_frames needs a tracker that starts tracks only "
-                          f"from high-scored boxes; {kind!r} does not.",
-                          hint=f"Use one of: {', '.join(PERSISTENT)}.")
     return TrackerConfig(type=kind, **{k: v for k, v in entry.items() if k in SHARED}, **own,
                          options={k: v for k, v in entry.items()
                                   if k not in SHARED and k not in _OWN and k != "type"})

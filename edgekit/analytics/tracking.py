@@ -77,27 +77,7 @@ def build_tracker(config: Any) -> tuple[Any, bool]:
     uses_frame = kind.uses_frame and bool(settings.get("enable_cmc", False))
     tracker = (PerClass(lambda: getattr(trackers, kind.cls)(**settings)) if config.per_class
                else getattr(trackers, kind.cls)(**settings))
-    if config.persist_frames:
-        import inspect
-
-        # The tracker's own thresholds: the config's, else the package's defaults.
-        given = {**{name: p.default for name, p in
-                    inspect.signature(getattr(trackers, kind.cls)).parameters.items()},
-                 **settings}
-        # A box starts a track only at both thresholds or more: one scored between them is
-        # what Persistent hands over, at the higher one.
-        both = (float(given["track_activation_threshold"]),
-                float(given["high_conf_det_threshold"]))
-        tracker = Persistent(tracker, frames=config.persist_frames, floor=min(both),
-                             boost=max(both))
     return tracker, uses_frame
-
-
-# The types persist_frames works with: those that start tracks only from boxes scored at
-# high_conf_det_threshold or more, and report the boxes no track took (with id -1).
-PERSISTENT = tuple(name for name, kind in TRACKERS.items()
-                   if {"track_activation_threshold", "high_conf_det_threshold"}
-                   <= set(kind.settings))
 
 
 class PerClass:
@@ -134,66 +114,3 @@ class PerClass:
         empty = self._sv.Detections.empty()
         empty.tracker_id = np.array([], int)
         return empty
-
-
-class Persistent:
-    """Starts a track on a box that stays put, scored under the tracker's high threshold.
-
-    ByteTrack and its kin (BoT-SORT, CBIoU, McByte) start tracks only from boxes scored at
-    ``high_conf_det_threshold`` or more; their lower-scored boxes only extend a track. A
-    vehicle the detector sees in every frame at 0.3-0.45 (half hidden behind a parked one, a
-    small far one) is reported and drawn, but never gets an id, so no line or zone counts it
-    (testsrc:// seed 34: a traffic light scored 0.3-0.49 in all 225 frames, untracked).
-    Here a box scored from ``floor`` up to ``boost`` that no track took, of the same class
-    and at the same place (IoU >= 0.5 with such a box of the frame before, and with the
-    first of the run) for ``frames`` frames in a row, is handed to the tracker scored
-    ``boost`` until a track holds it; its own score is given back after tracking. A one-off
-    weak box never persists that long, and a moving one leaves its first place.
-    """
-
-    _SAME = 0.5  # IoU of two frames' boxes of one still or slow object at 15-30 fps
-
-    def __init__(self, tracker: Any, *, frames: int, floor: float, boost: float) -> None:
-        self.tracker, self.frames, self.floor, self.boost = tracker, frames, floor, boost
-        # The untracked boxes of the last frame: (class, xyxy, frames in a row so far, the
-        # first of those frames' box).
-        self._last: list[tuple[int, np.ndarray, int, np.ndarray]] = []
-
-    def _streaks(self, detections: Any) -> tuple[np.ndarray, np.ndarray]:
-        """For each box, how many frames in a row (this one included) it has stood there
-        untracked (0 for a box that cannot start a track, or is scored high anyway), and
-        the box of the first of those frames. "There" is that first box too, so a vehicle
-        that drives on (its track lost) is no still box, and is left to the tracker."""
-        from .rejoin import box_iou
-
-        streaks = np.zeros(len(detections), int)
-        first = np.array(detections.xyxy, np.float32).reshape(-1, 4)
-        for row, (box, cid, score) in enumerate(zip(detections.xyxy, detections.class_id,
-                                                    detections.confidence, strict=True)):
-            if not self.floor <= score < self.boost:
-                continue
-            runs = [(n, b0) for c, b, n, b0 in self._last if c == cid
-                    and box_iou(box, b) >= self._SAME and box_iou(box, b0) >= self._SAME]
-            n, first[row] = max(runs, key=lambda r: r[0], default=(0, box))
-            streaks[row] = n + 1
-        return streaks, first
-
-    def update(self, detections: Any, **kwargs: Any) -> Any:
-        if not len(detections) or detections.confidence is None:
-            self._last = []
-            return self.tracker.update(detections, **kwargs)
-        streaks, first = self._streaks(detections)
-        detections.data.update(streak=streaks, first=first,
-                               score=detections.confidence.copy())
-        detections.confidence = np.where(streaks >= self.frames, self.boost,
-                                         detections.confidence).astype(np.float32)
-        tracked = self.tracker.update(detections, **kwargs)
-        if len(tracked):
-            tracked.confidence = tracked.data.pop("score")
-            streak, first = tracked.data.pop("streak"), tracked.data.pop("first")
-            self._last = [(int(c), b, int(n), b0) for c, b, n, b0, t in
-                          zip(tracked.class_id, tracked.xyxy, streak, first,
-                              tracked.tracker_id, strict=True) if t < 0 and n > 0]
-        else:
-            self._last = []
-        return tracked

@@ -331,8 +331,58 @@ def test_a_parked_car_scored_low_gets_an_id_with_persist_frames() -> None:
     assert scores == pytest.approx([0.35] * 20)  # its own score, not the one handed over
 
 
+@pytest.mark.parametrize("kind", ["botsort", "bytetrack", "ocsort", "sort"])
+def test_persist_frames_gives_a_parked_car_an_id_with_any_tracker(kind) -> None:
+    """With each type's own thresholds (a track starts at 0.6 for BoT-SORT and OC-SORT by
+    default, 0.5 for ByteTrack by edgekit's, 0.25 for SORT): a parked car scored 0.35 gets
+    one id, and enters the zone once. edgekit's first way handed the box to the tracker
+    between its two thresholds, so it took only the ByteTrack kin, and only a box scored
+    over the lower one (BoT-SORT's default 0.7 is over the higher)."""
+    pytest.importorskip("trackers")
+    config = parse_config({"tracker": {"type": kind, "frame_rate": 10, "persist_frames": 5},
+                           "zones": [{"name": "bay", "enter_frames": 2,
+                                      "polygon": [[0, 0], [100, 0], [100, 100], [0, 100]]}]})
+    analytics = Analytics(config, LABELS)
+    ids, events = set(), []
+    for i in range(20):
+        tracked, new = analytics.update(_frame(i), Detections([[40, 40, 80, 70]], [0.35], [0]))
+        events += new
+        ids |= {int(t) for t in tracked.tracker_id if t >= 0}
+    assert len(ids) == 1
+    assert [(e["type"], e["zone"]) for e in events] == [("zone_enter", "bay")]
+
+
+def test_a_standing_id_stays_at_its_place_when_a_car_drives_through_it() -> None:
+    """A parked car scored 0.35 earns an id of its own (persist_frames); then a car scored
+    0.9 drives through its place, and for a few frames only its box is left (class-wise
+    NMS). The parked car has one id, its own again once the passing car is gone, and the
+    passing car never takes it: handed to the tracker as a track (edgekit's first way), the
+    parked car's track went on with the passing car."""
+    pytest.importorskip("trackers")
+    config = parse_config({"tracker": {"type": "botsort", "frame_rate": 10,
+                                       "minimum_consecutive_frames": 2,
+                                       "track_activation_threshold": 0.25,
+                                       "high_conf_det_threshold": 0.5,
+                                       "lost_track_buffer": 30, "persist_frames": 5}})
+    analytics = Analytics(config, LABELS)
+    parked, passing = [], []
+    for i in range(40):
+        x = -60 + 8 * i
+        passes = [[x, 98, x + 62, 142]] if i >= 10 else []
+        # Where the two overlap most, the detector's class-wise NMS keeps the passing car's
+        # box alone.
+        boxes = ([] if passes and abs(x - 140) < 20 else [[140, 100, 200, 140]]) + passes
+        dets = Detections(boxes, [0.35] * (len(boxes) - len(passes)) + [0.9] * len(passes),
+                          [0] * len(boxes))
+        tracked, _ = analytics.update(_frame(i), dets)
+        for box, tid in zip(tracked.xyxy, tracked.tracker_id, strict=True):
+            (parked if box[0] == 140 and box[2] == 200 else passing).append(int(tid))
+    standing = {t for t in parked if t >= 0}
+    assert len(standing) == 1 and parked[-1] in standing  # one id, still its own at the end
+    assert not standing & set(passing)  # the passing car never went by it
+
+
 @pytest.mark.parametrize("tracker, message", [
-    ({"type": "sort", "persist_frames": 3}, "persist_frames needs a tracker"),
     ({"persist_frames": 0}, "persist_frames is a number of frames"),
     ({"iou": "jaccard"}, "iou is one of iou, biou, giou, diou, ciou"),
 ])
