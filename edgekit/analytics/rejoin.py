@@ -181,8 +181,9 @@ class Rejoin:
 
     def _lead_in(self, xyxy: np.ndarray, class_id: np.ndarray, out: np.ndarray,
                  ts: int) -> dict[int, list]:
-        """The boxes that led to each row: the chain of unconfirmed boxes (id -1) of the
-        frames before that it continues (same class, IoU >= ``_LEFT`` frame to frame).
+        """The boxes that led to each row with no id or a new one: the chain of unconfirmed
+        boxes (id -1) of the frames before that it continues (same class, IoU >= ``_LEFT``
+        frame to frame). A row of an id already seen needs none: its history is its own.
 
         A new id's history starts with them, so that it has a velocity from its first
         frame. A fast motorcycle that traffic hides most of the time is seen for three or
@@ -194,6 +195,8 @@ class Rejoin:
         led: dict[int, list] = {}
         last, self._unconfirmed = self._unconfirmed, []
         for row in range(len(out)):
+            if out[row] in self._seen:
+                continue
             box, cid = np.asarray(xyxy[row], np.float64), int(class_id[row])
             best, best_iou = None, _LEFT
             for other_cid, boxes in last:

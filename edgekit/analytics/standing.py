@@ -17,6 +17,7 @@ the tracker starts a track on it, the rejoin (``rejoin_s``) gives that track thi
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,11 +57,7 @@ class Standing:
         # Untracked boxes of the last frame: (class, box, frames in a row, first box).
         self._runs: list[tuple[int, np.ndarray, int, np.ndarray]] = []
         self._ids: dict[int, tuple[int, int]] = {}  # tracker id -> (ours, last seen ns)
-        self._next = 1
-
-    def _new_id(self) -> int:
-        self._next += 1
-        return self._next - 1
+        self._new_id = itertools.count(1).__next__  # our ids, one sequence for both kinds
 
     def __call__(self, xyxy: np.ndarray, class_id: np.ndarray, tracker_id: np.ndarray,
                  ts: int) -> np.ndarray:
@@ -68,7 +65,7 @@ class Standing:
         out = np.full(len(tracker_id), -1, np.int64)
         for row, raw in enumerate(tracker_id.tolist()):
             if raw >= 0:
-                ours = self._ids.get(raw, (None, 0))[0] or self._new_id()
+                ours = self._ids[raw][0] if raw in self._ids else self._new_id()
                 self._ids[raw] = (ours, ts)
                 out[row] = ours
         tracked = [np.asarray(xyxy[row], np.float64) for row in np.flatnonzero(out >= 0)]
