@@ -230,3 +230,39 @@ def test_trucks_driving_in_through_the_frames_edge_keep_their_ids() -> None:
         ids = rejoin(np.array(boxes), np.zeros(len(raw), int), raw, i * 100_000_000,
                      frame=(640, 480))
         assert ids.tolist() == raw.tolist(), f"frame {i}"
+
+
+def test_a_vehicle_driving_in_where_another_drove_out_gets_its_own_id() -> None:
+    """A truck drives out at the right edge; as it goes, one of the other lane drives in
+    there. Both boxes are cut by the edge and overlap, so the tracker carries the first
+    truck's id on to the second, and the line counts the one truck twice, both ways
+    (testsrc:// seed 47: four times in 15 s). The box shrank into the edge and grows out of
+    it again: another vehicle, another id."""
+    def out(i: int) -> tuple[int, list[float]]:  # eastbound, 15 px a frame, 240 long
+        return 0, [100.0 + 15 * i, 200.0, min(340.0 + 15 * i, 640.0), 260.0]
+
+    def back(j: int) -> tuple[int, list[float]]:  # westbound, in as the first is half out
+        return 0, [500.0 - 15 * j, 206.0, min(740.0 - 15 * j, 640.0), 266.0]
+
+    frames = [[out(i)] for i in range(28)] + [[back(j)] for j in range(23)]
+    line = {**_LINE, "start": [450, 0], "end": [450, 480]}
+    settings = {"frame_rate": 10, "minimum_consecutive_frames": 1, "rejoin_s": 3.0}
+    analytics = Analytics(parse_config({"tracker": settings, "lines": [line]}), LABELS)
+    ids, events = _ids(analytics, frames)
+    first, second = ids[2][(0, 130)], ids[-1][(0, 170)]
+    assert -1 != first != second != -1
+    assert [(e["direction"], e["tracker_id"]) for e in events
+            if e["type"] == "line_crossing"] == [("east", first), ("west", second)]
+
+
+def test_a_parked_car_at_the_edge_keeps_its_id_while_traffic_covers_its_far_side() -> None:
+    """A car parked at the right edge; a vehicle driving out covers it from its left, so its
+    box shrinks into the edge, then grows back as that vehicle has gone. It has not moved:
+    the same car, the same id."""
+    rejoin = Rejoin(within_s=3.0, min_iou=0.2)
+    parked = [520.0, 300.0, 640.0, 360.0]
+    boxes = [parked] * 3 + [[520.0 + 20 * k, 300.0, 640.0, 360.0] for k in range(1, 5)]
+    boxes += [[600.0 - 20 * k, 300.0, 640.0, 360.0] for k in range(1, 5)] + [parked] * 2
+    ids = [int(rejoin(np.array([b]), np.array([0]), np.array([3]), i * 10**8, (640, 480))[0])
+           for i, b in enumerate(boxes)]
+    assert set(ids) == {3}
