@@ -53,7 +53,7 @@ class _Seen:
     still_since: tuple[int, np.ndarray] | None = None  # (ns, centre) where the stay began
     stay: deque = field(default_factory=lambda: deque(maxlen=_STAY))  # the stay's boxes
     frame: tuple[int, int] | None = None  # the frame's (width, height)
-    first: np.ndarray | None = None  # its first box
+    first: np.ndarray | None = None  # its first box (the lead-in's first, if it had one)
 
     def _recent(self) -> tuple[np.ndarray, np.ndarray, bool]:
         """The recent boxes, their centre's move from the first to the last, and whether it
@@ -107,9 +107,7 @@ class _Seen:
 
 def _at_edge(boxes: np.ndarray, frame: tuple[int, int]) -> bool:
     """Whether any of some xyxy boxes touches the edge of a (width, height) frame."""
-    width, height = frame
-    return bool((boxes[:, :2] <= _EDGE_PX).any() or (boxes[:, 2] >= width - _EDGE_PX).any()
-                or (boxes[:, 3] >= height - _EDGE_PX).any())
+    return any(_cut_sides(box, frame) for box in boxes)
 
 
 def _cut_sides(box: np.ndarray, frame: tuple[int, int]) -> list[int]:
@@ -197,10 +195,11 @@ class Rejoin:
                 continue
             seen = self._seen.get(sid)
             if seen is None:
-                seen = self._seen[sid] = _Seen(int(class_id[row]), ts)
-                seen.boxes.extend(led.get(row, ()))
-                seen.first = (seen.boxes[0][1] if seen.boxes
-                              else np.asarray(xyxy[row], np.float64))
+                lead = led.get(row, [])
+                seen = self._seen[sid] = _Seen(
+                    int(class_id[row]), ts,
+                    first=lead[0][1] if lead else np.asarray(xyxy[row], np.float64))
+                seen.boxes.extend(lead)
             seen.last_ns = ts
             seen.frame = frame
             seen.boxes.append((ts, np.asarray(xyxy[row], np.float64)))
@@ -262,10 +261,11 @@ class Rejoin:
         for row in range(len(out)):
             sid = int(out[row])
             seen = self._seen.get(sid)
-            if seen is None or seen.first is None or seen.stands(ts, self.within_ns):
+            sides = _cut_sides(xyxy[row], frame)
+            if not sides or seen is None or seen.stands(ts, self.within_ns):
                 continue
             boxes = np.array([*(b for _, b in seen.boxes), np.asarray(xyxy[row], np.float64)])
-            for side in _cut_sides(boxes[-1], frame):
+            for side in sides:
                 start = len(boxes) - 1  # the run of boxes that edge cuts, up to now
                 while start and side in _cut_sides(boxes[start - 1], frame):
                     start -= 1
