@@ -210,25 +210,38 @@ class Analytics:
         """Tracks the frame's detections; returns them with tracker ids, and the new events.
 
         ``conf``: the model's own score threshold, where the detections were decoded lower for
-        the tracker (``tracking_thresholds``): a box under it that no track took is dropped.
+        the tracker (``tracking_thresholds``): a box under it that no track took is dropped,
+        unless it stands where a lost still object stood (``Rejoin._reclaim``).
         """
         image = {"frame": frame.image} if self._tracker_uses_frame else {}
         tracked = self.tracker.update(detections.to_supervision(), **image,
                                       timestamp=frame.timestamp_ns / 1e9)
+        weak = tracked[:0]
         if conf is not None and len(tracked) and tracked.confidence is not None:
             ids = (tracked.tracker_id if tracked.tracker_id is not None
                    else np.full(len(tracked), -1))
-            tracked = tracked[(ids >= 0) | (tracked.confidence >= conf)]
+            strong = (ids >= 0) | (tracked.confidence >= conf)
+            tracked, weak = tracked[strong], tracked[~strong]
         h, w = frame.image.shape[:2]
         if self._standing is not None and tracked.tracker_id is not None:
             # Every frame, an empty one too: a run of standing boxes must not span a gap.
             tracked.tracker_id = self._standing(tracked.xyxy, tracked.class_id,
                                                 tracked.tracker_id, frame.timestamp_ns)
-        if self._rejoin is not None and tracked.tracker_id is not None and len(tracked):
-            tracked.tracker_id = self._rejoin(tracked.xyxy, tracked.class_id,
-                                              tracked.tracker_id, frame.timestamp_ns, (w, h))
+        if self._rejoin is not None and tracked.tracker_id is not None and len(tracked) + len(weak):
+            tracked = self._rejoined(tracked, weak, frame.timestamp_ns, (w, h))
         return Detections.from_supervision(tracked), self.count((w, h), tracked,
                                                                 frame.timestamp_ns)
+
+    def _rejoined(self, tracked: Any, weak: Any, ts: int, size: tuple[int, int]) -> Any:
+        """The tracked boxes with the rejoin's ids, and those of the weak ones (under the
+        model's threshold, no track) that it gave an id."""
+        strong = len(tracked)
+        if len(weak):
+            tracked = self.sv.Detections.merge([tracked, weak])
+        is_weak = np.arange(len(tracked)) >= strong
+        tracked.tracker_id = self._rejoin(tracked.xyxy, tracked.class_id, tracked.tracker_id,
+                                          ts, size, weak=is_weak)
+        return tracked[~is_weak | (tracked.tracker_id >= 0)]
 
     def count(self, size: tuple[int, int], tracked: Any, timestamp_ns: int) -> list[dict]:
         """Counts already-tracked detections (supervision's, with tracker ids) of one frame.

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .rejoin import box_iou
+from .rejoin import AT_PLACE, box_iou
 
 # IoU of two frames' boxes of one still object, and of a box with the place it stands at.
-_SAME = 0.5
+_SAME = AT_PLACE
 # A box overlapping a tracked one this much is that object's second box (another class's,
 # or a part of it), not an object of its own. At 0.5, such boxes of tracked vehicles earned
 # ids of their own, and IDF1 fell by 0.03 on testsrc:// seeds 55, 60 and 64 (reference).
