@@ -151,7 +151,7 @@ def test_sample_model_tracks_and_counts_the_generated_road() -> None:
     tracker, lost tracks stitched) on 15 s of testsrc://, as `make demo` runs it (seed 3),
     scored against the generator's truth.
 
-    IDF1 0.839 and MOTA 0.742 here (benchmarks/tracking_accuracy.py; 0.697 and 0.699 with
+    IDF1 0.853 and MOTA 0.735 here (benchmarks/tracking_accuracy.py; 0.697 and 0.699 with
     plain ByteTrack), 2 of 37 count events missed, none false: short of the 0.9 the issue aims
     at, as a perfect tracker given the same detections reaches IDF1 0.90 (detector_ceiling).
     Plain ByteTrack's exact totals here were errors that cancelled: two eastbound vehicles
@@ -175,9 +175,10 @@ def test_sample_model_tracks_and_counts_the_generated_road() -> None:
 
 def test_reference_model_meets_the_aim_on_the_demo_road(tmp_path: Path) -> None:
     """The reference detector (`edgekit export reference`, 640) with the sample config on the
-    demo's seed 3: IDF1 0.956, MOTA 0.922, and all 38 count events right (lines and zone)
-    on this machine. Seeds 6-19 average IDF1 0.922, 20-34 0.886, the unseen 95-109 0.899
-    (benchmarks/tracking_accuracy.py): the aim holds here, not everywhere. One event of
+    demo's seed 3: IDF1 0.957, MOTA 0.920, and all 38 count events right (lines and zone)
+    on this machine. Seeds 6-19 average IDF1 0.924, 20-34 0.891, 95-109 0.900, the unseen
+    110-124 0.934 (benchmarks/tracking_accuracy.py): IDF1 holds on most sets, exact counts
+    on few sequences (4 of 15 on 110-124). One event of
     slack: fp32 sums in another order on another CPU can move a score across a threshold."""
     pytest.importorskip("trackers.eval")
     import subprocess
