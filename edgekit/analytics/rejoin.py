@@ -58,12 +58,12 @@ class _Seen:
     first: np.ndarray | None = None  # its first box (the lead-in's first, if it had one)
 
     def _recent(self) -> tuple[np.ndarray, np.ndarray, bool]:
-        """The recent boxes, their centre's move from the first to the last, and whether it
-        stood still: that move under ``_STILL`` of their size on both axes (for a box the
+        """The recent boxes, the object's move from the first to the last (``_move``), and
+        whether it stood still: that move under ``_STILL`` of their size on both axes (for a box the
         frame's edge cuts: each edge's move, under ``_STILL`` of its smaller side)."""
         boxes = np.array([b for _, b in self.boxes])
         size = (boxes[:, 2:] - boxes[:, :2]).max(axis=0)
-        move = (boxes[-1, :2] + boxes[-1, 2:] - boxes[0, :2] - boxes[0, 2:]) / 2
+        move = _move(boxes, self.frame)
         if self.frame is not None and _at_edge(boxes, self.frame):
             # Cut by the frame's edge: the box of a vehicle driving in or out keeps one edge
             # on the frame's and its centre moves at half its speed, so a long truck looked
@@ -105,6 +105,29 @@ class _Seen:
         if t1 <= t0 or still:
             return _largest(boxes)
         return last + np.tile(move, 2) * (ts - t1) / (t1 - t0)
+
+
+def _move(boxes: np.ndarray, frame: tuple[int, int] | None) -> np.ndarray:
+    """How far an object moved over some xyxy boxes, (x, y): its centre's move, except along
+    an axis where the frame's edge cuts its boxes on one side only: there, the other side's.
+
+    A vehicle driving in or out keeps its box's edge on the frame's, and the box's centre
+    moves at half its speed: looked for where the centre was heading, a car that drove in at
+    the right edge and was hidden for ten frames was 110 px behind where it came back, and
+    came back under a new id on the far side of the line (testsrc:// seed 118: five
+    westbound vehicles not counted).
+    """
+    move = (boxes[-1, :2] + boxes[-1, 2:] - boxes[0, :2] - boxes[0, 2:]) / 2
+    if frame is None:
+        return move
+    cut = np.zeros(4, bool)
+    for box in boxes:
+        cut[_cut_sides(box, frame)] = True
+    for axis in (0, 1):
+        if cut[axis] != cut[axis + 2]:
+            free = axis if cut[axis + 2] else axis + 2
+            move[axis] = boxes[-1, free] - boxes[0, free]
+    return move
 
 
 def _at_edge(boxes: np.ndarray, frame: tuple[int, int]) -> bool:
@@ -192,6 +215,14 @@ class Rejoin:
                     best, best_iou = sid, overlap
             if best < 0:
                 best = self._new_id(raw)
+            else:
+                # The tracker keeps a lost track longer than the rejoin waits for it
+                # (lost_track_buffer 5 s, rejoin_s 3 s): found again once this track has
+                # taken its id over (on another vehicle, by a stale prediction), the old
+                # track must come back as a new one, not with the same id on a second box
+                # (testsrc:// seed 118).
+                for other in [r for r, sid in self._alias.items() if sid == best]:
+                    del self._alias[other]
             self._alias[raw] = best
             taken.add(best)
             out[row] = best
