@@ -59,12 +59,13 @@ class _Seen:
 
     def _recent(self) -> tuple[np.ndarray, np.ndarray, bool]:
         """The recent boxes, the object's move from the first to the last (``_move``), and
-        whether it stood still: that move under ``_STILL`` of their size on both axes (for a box the
-        frame's edge cuts: each edge's move, under ``_STILL`` of its smaller side)."""
+        whether it stood still: that move under ``_STILL`` of their size on both axes (for a
+        box the frame's edge cuts: each edge's move, under ``_STILL`` of its smaller side)."""
         boxes = np.array([b for _, b in self.boxes])
         size = (boxes[:, 2:] - boxes[:, :2]).max(axis=0)
-        move = _move(boxes, self.frame)
-        if self.frame is not None and _at_edge(boxes, self.frame):
+        cut = _cut(boxes, self.frame)
+        move = _move(boxes, cut)
+        if cut.any():
             # Cut by the frame's edge: the box of a vehicle driving in or out keeps one edge
             # on the frame's and its centre moves at half its speed, so a long truck looked
             # still, and the next truck through that edge took its id (testsrc:// seed 3).
@@ -107,9 +108,10 @@ class _Seen:
         return last + np.tile(move, 2) * (ts - t1) / (t1 - t0)
 
 
-def _move(boxes: np.ndarray, frame: tuple[int, int] | None) -> np.ndarray:
+def _move(boxes: np.ndarray, cut: np.ndarray) -> np.ndarray:
     """How far an object moved over some xyxy boxes, (x, y): its centre's move, except along
-    an axis where the frame's edge cuts its boxes on one side only: there, the other side's.
+    an axis where the frame's edge cuts its boxes on one side only (``cut``, from ``_cut``):
+    there, the other side's.
 
     A vehicle driving in or out keeps its box's edge on the frame's, and the box's centre
     moves at half its speed: looked for where the centre was heading, a car that drove in at
@@ -118,11 +120,6 @@ def _move(boxes: np.ndarray, frame: tuple[int, int] | None) -> np.ndarray:
     westbound vehicles not counted).
     """
     move = (boxes[-1, :2] + boxes[-1, 2:] - boxes[0, :2] - boxes[0, 2:]) / 2
-    if frame is None:
-        return move
-    cut = np.zeros(4, bool)
-    for box in boxes:
-        cut[_cut_sides(box, frame)] = True
     for axis in (0, 1):
         if cut[axis] != cut[axis + 2]:
             free = axis if cut[axis + 2] else axis + 2
@@ -130,18 +127,20 @@ def _move(boxes: np.ndarray, frame: tuple[int, int] | None) -> np.ndarray:
     return move
 
 
-def _at_edge(boxes: np.ndarray, frame: tuple[int, int]) -> bool:
-    """Whether any of some xyxy boxes touches the edge of a (width, height) frame."""
-    return any(_cut_sides(box, frame) for box in boxes)
+def _cut(boxes: np.ndarray, frame: tuple[int, int] | None) -> np.ndarray:
+    """Per edge of a (width, height) frame, by the index of the box coordinate on it (0 left,
+    1 top, 2 right, 3 bottom): whether it cuts any of some xyxy boxes. None cut where the
+    frame's size is not known."""
+    if frame is None:
+        return np.zeros(4, bool)
+    boxes = np.asarray(boxes).reshape(-1, 4)
+    return np.concatenate([(boxes[:, :2] <= _EDGE_PX).any(axis=0),
+                           (boxes[:, 2:] >= np.asarray(frame) - _EDGE_PX).any(axis=0)])
 
 
 def _cut_sides(box: np.ndarray, frame: tuple[int, int]) -> list[int]:
-    """The frame's edges that cut an xyxy box, by the index of the box's coordinate on it
-    (0 left, 1 top, 2 right, 3 bottom)."""
-    width, height = frame
-    return [side for side, cut in enumerate((box[0] <= _EDGE_PX, box[1] <= _EDGE_PX,
-                                             box[2] >= width - _EDGE_PX,
-                                             box[3] >= height - _EDGE_PX)) if cut]
+    """The frame's edges that cut one xyxy box (``_cut``'s indices)."""
+    return np.flatnonzero(_cut(box, frame)).tolist()
 
 
 def _extent(boxes: np.ndarray, side: int, frame: tuple[int, int]) -> np.ndarray:
@@ -149,6 +148,17 @@ def _extent(boxes: np.ndarray, side: int, frame: tuple[int, int]) -> np.ndarray:
     if side < 2:  # left or top: the far edge's coordinate
         return boxes[:, side + 2]
     return frame[side - 2] - boxes[:, side - 2]
+
+
+def _closest(box: np.ndarray, candidates, floor: float) -> int:
+    """The key of the (key, xyxy) candidate that a box overlaps most, by IoU >= ``floor``;
+    -1 if none does."""
+    best, best_iou = -1, floor
+    for key, other in candidates:
+        overlap = box_iou(box, other)
+        if overlap >= best_iou:
+            best, best_iou = key, overlap
+    return best
 
 
 def _largest(boxes: np.ndarray) -> np.ndarray:
@@ -204,15 +214,12 @@ class Rejoin:
         new = [r for r, t in enumerate(tracker_id) if t >= 0 and int(t) not in self._alias]
         taken = {int(t) for t in out if t >= 0}  # ids in view now cannot be taken over
         for row in new:
-            raw, box, cid = int(tracker_id[row]), xyxy[row], int(class_id[row])
-            best, best_iou = -1, self.min_iou
-            for sid, seen in self._seen.items():
-                if (sid in taken or seen.class_id != cid
-                        or not 0 < ts - seen.last_ns <= self.within_ns):
-                    continue
-                overlap = box_iou(box, seen.predicted(ts, self.within_ns if self.still else 0))
-                if overlap >= best_iou:
-                    best, best_iou = sid, overlap
+            raw, cid = int(tracker_id[row]), int(class_id[row])
+            best = _closest(xyxy[row], (
+                (sid, seen.predicted(ts, self.within_ns if self.still else 0))
+                for sid, seen in self._seen.items()
+                if sid not in taken and seen.class_id == cid
+                and 0 < ts - seen.last_ns <= self.within_ns), self.min_iou)
             if best < 0:
                 best = self._new_id(raw)
             else:
@@ -342,14 +349,10 @@ class Rejoin:
         """
         taken = {int(t) for t in out if t >= 0}
         for row in np.flatnonzero(out < 0):
-            best, best_iou = -1, AT_PLACE
-            for sid, seen in self._seen.items():
-                if (sid in taken or seen.class_id != int(class_id[row])
-                        or not seen.stands(ts, self.within_ns)):
-                    continue
-                overlap = box_iou(xyxy[row], seen.anchor)
-                if overlap >= best_iou:
-                    best, best_iou = sid, overlap
+            best = _closest(xyxy[row], (
+                (sid, seen.anchor) for sid, seen in self._seen.items()
+                if sid not in taken and seen.class_id == int(class_id[row])
+                and seen.stands(ts, self.within_ns)), AT_PLACE)
             if best >= 0:
                 out[row] = best
                 taken.add(best)
